@@ -1,0 +1,21 @@
+// Command rmm is out-of-band server management that works when DNS is down.
+// See README.md, or run rmm --help.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rmm-project/rmm/cli"
+)
+
+func main() {
+	// Signals only cancel the root context; every command then closes its
+	// sessions and writes its journal before returning.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Main(ctx, os.Args[1:], &cli.Env{IO: cli.System()})
+	stop()
+	os.Exit(code)
+}
