@@ -26,8 +26,21 @@ type Identity struct {
 
 // DerivedIdentity returns a stable identity for a host name, so a simulated
 // fleet is the same machine on every start.
+//
+// The GUID is a well-formed RFC 4122 version 4 UUID. That matters for
+// ipmitool: "mc guid" guesses the wire encoding from the version field, and
+// only a GUID whose version nibble is valid in exactly the IPMI byte order
+// is printed back as the same string (see ipmisim's Get System GUID).
 func DerivedIdentity(name string) Identity {
 	sum := md5.Sum([]byte("rmm-sim:" + name))
+	sum[6] = sum[6]&0x0f | 0x40 // version 4
+	sum[8] = sum[8]&0x3f | 0x80 // RFC 4122 variant
+	if sum[9]>>4 == 1 {
+		// ipmitool's auto-detection prefers any decoding that reads as a
+		// version 1 UUID with a plausible time stamp; in the RFC 4122
+		// decoding of IPMI-ordered bytes this nibble is the version.
+		sum[9] ^= 0x80
+	}
 	u := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
 	return Identity{GUID: u, UUID: u, Serial: "SIM" + strings.ToUpper(fmt.Sprintf("%x", sum[12:16]))}
 }
@@ -46,9 +59,11 @@ type SELRecord struct {
 	SensorNum   uint8
 	EventType   uint8 // event/reading type; bit 7 = deassertion
 	EventData   [3]byte
-	// OEM holds the 13 OEM bytes of a non-system record (0xC0-0xDF
-	// timestamped OEM, 0xE0-0xFF non-timestamped), e.g. Linux's panic
-	// string records.
+	// OEM holds the OEM bytes of a non-system record as they appear on
+	// the wire after the record type: for 0xC0-0xDF (timestamped OEM) the
+	// 9 bytes after the time stamp (manufacturer ID, 6 OEM bytes); for
+	// 0xE0-0xFF (non-timestamped OEM) all 13 bytes, e.g. Linux's panic
+	// string records (BMC address, sequence, 11 characters).
 	OEM []byte
 	// Message is the human text the Redfish side shows.
 	Message string
@@ -71,6 +86,43 @@ func PanicRecord(t time.Time) SELRecord {
 		Message:     "OS Critical Stop: run-time critical stop (kernel panic)",
 		Severity:    "Critical",
 	}
+}
+
+// PanicMessage is the panic string of PanicTrace, which Linux also writes
+// into the SEL (see PanicRecords).
+const PanicMessage = "Fatal exception in interrupt"
+
+// PanicRecords is everything Linux's ipmi_msghandler logs on a panic with
+// panic_op=string: the OS Critical Stop event (PanicRecord, with the first
+// two characters of msg as OEM "breadcrumbs" in event data 2 and 3), then
+// one non-timestamped OEM record (type 0xF0) per 11 characters of msg:
+// BMC address 0x20, a sequence number, the characters NUL-padded. ipmitool
+// prints those as "Linux kernel panic: <text>". This is the same sequence
+// the ipmi_sim recipe's add-panic-sel.sh writes.
+func PanicRecords(t time.Time, msg string) []SELRecord {
+	ev := PanicRecord(t)
+	if len(msg) > 0 {
+		ev.EventData[1] = msg[0]
+	}
+	if len(msg) > 1 {
+		ev.EventData[2] = msg[1]
+	}
+	out := []SELRecord{ev}
+	for seq := 0; len(msg) > 0 && seq < 256; seq++ {
+		chunk := msg[:min(11, len(msg))]
+		msg = msg[len(chunk):]
+		oem := make([]byte, 13)
+		oem[0] = 0x20
+		oem[1] = byte(seq)
+		copy(oem[2:], chunk)
+		out = append(out, SELRecord{
+			RecordType: 0xf0,
+			OEM:        oem,
+			Message:    "Linux kernel panic: " + chunk,
+			Severity:   "Critical",
+		})
+	}
+	return out
 }
 
 // PanicTrace is what a panicking Linux prints on its serial console.
@@ -110,6 +162,11 @@ type Machine struct {
 	sel       []SELRecord
 	nextSEL   uint16
 	selClears int
+	selOffset time.Duration // Set SEL Time moves the SEL clock, not the machine's
+	selAdded  time.Time
+	selErased time.Time
+	selFull   bool
+	sensors   []Sensor
 	console   *Console
 	actions   []string
 	now       func() time.Time
@@ -131,7 +188,8 @@ func WithClock(now func() time.Time) Option { return func(m *Machine) { m.now = 
 
 // New returns a machine that is powered on, with an empty SEL.
 func New(name string, id Identity, opts ...Option) *Machine {
-	m := &Machine{Name: name, ID: id, on: true, cycleWait: 200 * time.Millisecond, nextSEL: 1, now: time.Now}
+	m := &Machine{Name: name, ID: id, on: true, cycleWait: 200 * time.Millisecond, nextSEL: 1, now: time.Now,
+		sensors: DefaultSensors()}
 	for _, o := range opts {
 		o(m)
 	}
@@ -246,20 +304,38 @@ func (m *Machine) SoftOff() {
 	m.setLocked(false)
 }
 
-// AddSEL appends a record, assigning its ID (and time, when zero). It
-// returns the ID.
+// SELCapacity is how many records the SEL holds. Like a real BMC's, a
+// full SEL logs nothing more (AddSEL returns 0) and reports overflow until
+// it is cleared.
+const SELCapacity = 1024
+
+// AddSEL appends a record, assigning its ID and, for record types below
+// 0xE0 without one, the SEL clock's time. A record without a Message gets
+// a generic description. It returns the ID, or 0 when the SEL is full.
 func (m *Machine) AddSEL(r SELRecord) uint16 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(m.sel) >= SELCapacity {
+		m.selFull = true
+		return 0
+	}
 	r.ID = m.nextSEL
 	m.nextSEL++
 	if m.nextSEL == 0xffff || m.nextSEL == 0 {
 		m.nextSEL = 1
 	}
 	if r.Time.IsZero() && r.RecordType < 0xe0 {
-		r.Time = m.now()
+		r.Time = m.selNowLocked()
 	}
+	if r.Message == "" {
+		r.Message, r.Severity = Describe(r)
+	}
+	if r.Severity == "" {
+		r.Severity = "OK"
+	}
+	r.OEM = append([]byte(nil), r.OEM...)
 	m.sel = append(m.sel, r)
+	m.selAdded = m.selNowLocked()
 	return r.ID
 }
 
@@ -270,13 +346,65 @@ func (m *Machine) SEL() []SELRecord {
 	return append([]SELRecord(nil), m.sel...)
 }
 
+// DeleteSEL removes the record with the given ID and reports whether it
+// existed.
+func (m *Machine) DeleteSEL(id uint16) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, r := range m.sel {
+		if r.ID == id {
+			m.sel = append(m.sel[:i:i], m.sel[i+1:]...)
+			m.selErased = m.selNowLocked()
+			return true
+		}
+	}
+	return false
+}
+
 // ClearSEL empties the log.
 func (m *Machine) ClearSEL() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sel = nil
 	m.selClears++
+	m.selFull = false
+	m.selErased = m.selNowLocked()
 }
+
+// SELStatus is what Get SEL Info reports besides the records.
+type SELStatus struct {
+	Entries int
+	// LastAdd and LastErase are SEL clock times; zero when it never
+	// happened.
+	LastAdd, LastErase time.Time
+	// Overflow is set when an event was lost because the SEL was full.
+	Overflow bool
+}
+
+// SELStatus returns the log's bookkeeping.
+func (m *Machine) SELStatus() SELStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return SELStatus{Entries: len(m.sel), LastAdd: m.selAdded, LastErase: m.selErased, Overflow: m.selFull}
+}
+
+// SELTime is the SEL clock: the machine's clock moved by SetSELTime, as a
+// BMC keeps its own time apart from the host's.
+func (m *Machine) SELTime() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.selNowLocked()
+}
+
+// SetSELTime sets the SEL clock (IPMI Set SEL Time); time stamps of later
+// records follow it.
+func (m *Machine) SetSELTime(t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.selOffset = t.Sub(m.now())
+}
+
+func (m *Machine) selNowLocked() time.Time { return m.now().Add(m.selOffset) }
 
 // SELClears counts ClearSEL calls, for tests.
 func (m *Machine) SELClears() int {
@@ -286,14 +414,17 @@ func (m *Machine) SELClears() int {
 }
 
 // Panic makes the machine a panicked server: powered on, an OS Critical Stop
-// in the SEL, and the panic trace on its console.
+// in the SEL followed by Linux's panic-string OEM records (PanicRecords with
+// PanicMessage), and the panic trace on its console.
 func (m *Machine) Panic() {
 	m.mu.Lock()
 	if !m.on {
 		m.setLocked(true)
 	}
 	m.mu.Unlock()
-	m.AddSEL(PanicRecord(time.Time{}))
+	for _, r := range PanicRecords(time.Time{}, PanicMessage) {
+		m.AddSEL(r)
+	}
 	m.console.Feed(PanicTrace)
 }
 
