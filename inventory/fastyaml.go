@@ -14,10 +14,15 @@ import "strings"
 // back to yaml.v3, which also writes the error messages. When it succeeds
 // its tree equals the one fromYAML builds from yaml.v3 (FuzzFastParse
 // checks this on every input the fuzzer finds).
-func fastParse(data []byte) (doc *node, ok bool) {
+//
+// bail is the line it stopped on, a hint for locating yaml.v3's errors.
+func fastParse(data []byte) (doc *node, ok bool, bail int) {
+	line := 1
 	for _, b := range data {
-		if b >= 0x7f || (b < 0x20 && b != '\n') {
-			return nil, false
+		if b == '\n' {
+			line++
+		} else if b >= 0x7f || b < 0x20 {
+			return nil, false, line
 		}
 	}
 	p := &fastParser{}
@@ -40,19 +45,19 @@ func fastParse(data []byte) (doc *node, ok bool) {
 			continue
 		}
 		if len(line) > 1000 || rest[0] == '%' || strings.HasPrefix(rest, "---") || strings.HasPrefix(rest, "...") {
-			return nil, false
+			return nil, false, num
 		}
 		p.lines = append(p.lines, fline{num: num, indent: indent, text: rest})
 	}
 	if len(p.lines) == 0 {
-		return nil, true
+		return nil, true, 0
 	}
 	p.nodes = make([]node, 0, 4*len(p.lines))
 	n, ok := p.block(0)
 	if !ok || p.i != len(p.lines) {
-		return nil, false
+		return nil, false, p.lines[min(p.i, len(p.lines)-1)].num
 	}
-	return n, true
+	return n, true, 0
 }
 
 // fline is one significant line: its number, indentation and text (without

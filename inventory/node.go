@@ -68,10 +68,36 @@ func (e *syntaxError) Error() string { return e.msg }
 // empty document. Only the first document is read; a second one is an
 // error, so that nothing in the file is silently ignored.
 func decode(data []byte) (*node, error) {
-	if n, ok := fastParse(data); ok {
+	n, ok, bail := fastParse(data)
+	if ok {
 		return n, nil
 	}
-	return decodeYAML(data)
+	n, err := decodeYAML(data)
+	var se *syntaxError
+	if errors.As(err, &se) && bail > se.line && prefixParses(data, bail-1) && !prefixParses(data, bail) {
+		// yaml.v3 often names the line where the enclosing construct
+		// began (the start of the hosts list, for a bad indent on host
+		// 1,500). When the text up to the line where the fast parser
+		// stopped is fine and that line breaks it, that line is the one
+		// to fix.
+		se.line = bail
+	}
+	return n, err
+}
+
+// prefixParses reports whether the first n lines of data are valid YAML.
+func prefixParses(data []byte, n int) bool {
+	end := 0
+	for i := 0; i < n; i++ {
+		j := bytes.IndexByte(data[end:], '\n')
+		if j < 0 {
+			end = len(data)
+			break
+		}
+		end += j + 1
+	}
+	_, err := decodeYAML(data[:end])
+	return err == nil
 }
 
 var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -102,10 +128,30 @@ func decodeYAML(data []byte) (doc *node, err error) {
 	return fromYAML(&y, 0), nil
 }
 
+// yamlParserProblems are yaml.v3's parser (not scanner) errors. For these
+// it reports the 0-based line where the construct started, so one is
+// added; scanner errors are already 1-based.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
 func yamlError(err error) error {
 	msg := err.Error()
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		if yamlParserProblems[m[2]] {
+			line++
+		}
 		return &syntaxError{line: line, msg: "yaml: " + m[2]}
 	}
 	return &syntaxError{msg: msg}

@@ -276,6 +276,16 @@ func (p *parser) fields(n *node, what string, known []string) []field {
 	return out
 }
 
+// hasKey reports whether mapping n has key k, usable or not.
+func hasKey(n *node, k string) bool {
+	for i := 0; i+1 < len(n.content); i += 2 {
+		if n.content[i].kind == scalarNode && n.content[i].value == k {
+			return true
+		}
+	}
+	return false
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -979,7 +989,9 @@ func (p *parser) hostEntry(e *node) {
 	// Names.
 	nf, has := byKey["name"]
 	if !has {
-		p.errf(e.line, "host entry has no name")
+		if !hasKey(e, "name") { // else already reported (alias, tag)
+			p.errf(e.line, "host entry has no name")
+		}
 		return
 	}
 	entry, good := p.scalar(nf, "name")
@@ -1012,7 +1024,9 @@ func (p *parser) hostEntry(e *node) {
 	var ports []uint16
 	bf, has := byKey["bmc"]
 	if !has {
-		p.errf(e.line, "host %s has no bmc address", label)
+		if !hasKey(e, "bmc") {
+			p.errf(e.line, "host %s has no bmc address", label)
+		}
 	} else if bv, good := p.scalar(bf, "bmc"); good {
 		list, bmcRange, err := expandRange(bv)
 		switch {

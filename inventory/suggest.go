@@ -1,5 +1,7 @@
 package inventory
 
+import "strings"
+
 // suggest returns the candidate closest to s by edit distance, if it is
 // close enough to be a likely typo ("did you mean"), else "". Ties go to
 // the earliest candidate, which is the inventory's order.
@@ -18,6 +20,14 @@ func suggest(s string, candidates []string) string {
 		}
 		if d := editDistance(s, c, bestD); d < bestD {
 			best, bestD = c, d
+		}
+	}
+	if best == "" && len(s) >= 3 {
+		// A truncated word ("panic" for "panicked") is a near miss too.
+		for _, c := range candidates {
+			if strings.HasPrefix(c, s) && len(c)-len(s) <= 4 {
+				return c
+			}
 		}
 	}
 	return best
