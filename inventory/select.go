@@ -44,7 +44,7 @@ func (inv *Inventory) Select(args ...string) ([]*Host, error) {
 		if strings.TrimSpace(arg) == "" {
 			return nil, errors.New("an empty host selector was given")
 		}
-		for _, term := range strings.Split(arg, ",") {
+		for _, term := range splitTerms(arg) {
 			if term == "" {
 				return nil, fmt.Errorf("selector %q has an empty term (a doubled or trailing comma?)", arg)
 			}
@@ -214,6 +214,9 @@ func (inv *Inventory) markLabel(t string, set []bool) error {
 	if s := suggest(val, values); s != "" {
 		return fmt.Errorf("%s; did you mean %s=%s?", msg, key, s)
 	}
+	if len(values) > 10 {
+		values = append(values[:10], "...")
+	}
 	return fmt.Errorf("%s (%s is one of: %s)", msg, key, strings.Join(values, ", "))
 }
 
@@ -232,4 +235,27 @@ func (inv *Inventory) markGlob(t, pattern string, set []bool) error {
 		return fmt.Errorf("%q matches no host", t)
 	}
 	return nil
+}
+
+// splitTerms splits a comma list, keeping commas inside brackets: the
+// range db[1-3,7] is one term.
+func splitTerms(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[':
+			depth++
+		case ']':
+			if depth > 0 {
+				depth--
+			}
+		case ',':
+			if depth == 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
 }
