@@ -418,7 +418,6 @@ func TestSensors(t *testing.T) {
 	})
 }
 
-
 // readSDR reads one SDR in 16-byte pieces, as ipmitool does.
 func readSDR(t *testing.T, c *client.Client, id uint16) []byte {
 	t.Helper()

@@ -1,0 +1,194 @@
+package ipmisim
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// needTool finds an interop peer. Without it the test skips, loudly; with
+// RMM_REQUIRE_INTEROP=1 (CI) a missing peer is a failure.
+func needTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	msg := fmt.Sprintf("%s not found (Debian package %s): interop with %s is NOT tested", name, pkg, name)
+	if os.Getenv("RMM_REQUIRE_INTEROP") == "1" {
+		t.Fatalf("%s, and RMM_REQUIRE_INTEROP=1", msg)
+	}
+	t.Skipf("SKIP: %s; set RMM_REQUIRE_INTEROP=1 to make this a failure", msg)
+	return ""
+}
+
+// ipmitool runs ipmitool against b with the password in IPMI_PASSWORD
+// (-E), never on the command line.
+func ipmitool(t *testing.T, b *BMC, suite int, pass string, args ...string) (string, error) {
+	t.Helper()
+	bin := needTool(t, "ipmitool", "ipmitool")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	full := append([]string{"-I", "lanplus", "-C", fmt.Sprint(suite), "-H", b.Addr().Addr().String(),
+		"-p", fmt.Sprint(b.Addr().Port()), "-U", testUser, "-E", "-N", "1", "-R", "2"}, args...)
+	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+pass)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestIPMItool(t *testing.T) {
+	needTool(t, "ipmitool", "ipmitool")
+	for _, suite := range []int{3, 17} {
+		t.Run(fmt.Sprintf("suite %d", suite), func(t *testing.T) {
+			b := startBMC(t, nil)
+			m := b.Machine()
+			run := func(args ...string) string {
+				t.Helper()
+				out, err := ipmitool(t, b, suite, testPass, args...)
+				if err != nil {
+					t.Fatalf("ipmitool %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+				return out
+			}
+			status := func() string {
+				t.Helper()
+				return strings.TrimSpace(run("chassis", "power", "status"))
+			}
+
+			if got := status(); got != "Chassis Power is on" {
+				t.Fatalf("status %q", got)
+			}
+			if out := run("chassis", "power", "cycle"); !strings.Contains(out, "Chassis Power Control: Cycle") {
+				t.Fatalf("cycle: %q", out)
+			}
+			if acts := m.Actions(); len(acts) != 1 || acts[0] != "cycle" {
+				t.Fatalf("machine saw %v", acts)
+			}
+			eventually(t, "cycle completes", 3*time.Second, m.PowerOn)
+			if got := status(); got != "Chassis Power is on" {
+				t.Fatalf("status after cycle %q", got)
+			}
+			run("chassis", "power", "off")
+			if got := status(); got != "Chassis Power is off" || m.PowerOn() {
+				t.Fatalf("status after off %q, machine on %v", got, m.PowerOn())
+			}
+			if out, err := ipmitool(t, b, suite, testPass, "chassis", "power", "reset"); err == nil {
+				t.Fatalf("reset of an off host succeeded: %s", out)
+			}
+
+			m.Panic()
+			out := run("sel", "elist")
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) != len(m.SEL()) {
+				t.Fatalf("ipmitool lists %d entries, the machine has %d:\n%s", len(lines), len(m.SEL()), out)
+			}
+			if !strings.HasSuffix(lines[0], "| OS Critical Stop OS Stop | Run-time critical stop | Asserted") {
+				t.Errorf("panic entry: %q", lines[0])
+			}
+			if !strings.Contains(lines[1], "Linux kernel panic: Fatal excep") {
+				t.Errorf("panic string entry: %q", lines[1])
+			}
+
+			if out := run("mc", "guid"); !strings.Contains(out, "System GUID   : "+m.ID.GUID+"\n") {
+				t.Errorf("mc guid prints\n%s\nwant %s", out, m.ID.GUID)
+			}
+			m.Overheat()
+			if out := run("sdr"); !regexpLine(out, "CPU Temp", "101 degrees C", "cr") {
+				t.Errorf("sdr after overheat:\n%s", out)
+			}
+
+			run("sel", "clear")
+			if len(m.SEL()) != 0 {
+				t.Errorf("sel clear left %d entries", len(m.SEL()))
+			}
+			if st := b.Stats(); st.SessionsOpen != 0 || st.SessionsOpened == 0 || st.SessionsClosed != st.SessionsOpened {
+				t.Errorf("ipmitool left sessions: %+v", st)
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		b := startBMC(t, nil)
+		out, err := ipmitool(t, b, 3, "wrong-password", "chassis", "power", "status")
+		if err == nil {
+			t.Fatalf("ipmitool got in with a wrong password:\n%s", out)
+		}
+		if st := b.Stats(); st.SessionsOpened != 0 {
+			t.Fatalf("wrong password opened a session: %+v", st)
+		}
+	})
+	t.Run("sol-busy", func(t *testing.T) {
+		b := startBMC(t, func(c *Config) { c.SOLBusy = true })
+		out, _ := ipmitool(t, b, 3, testPass, "sol", "activate")
+		if !strings.Contains(out, "SOL payload already active on another session") {
+			t.Fatalf("sol activate on a busy SOL:\n%s", out)
+		}
+		if out, err := ipmitool(t, b, 3, testPass, "sol", "deactivate"); err != nil {
+			t.Fatalf("sol deactivate (takeover): %v\n%s", err, out)
+		}
+		if st := b.Stats(); st.SOLPhantom || st.SessionsOpen != 0 {
+			t.Fatalf("after takeover: %+v", st)
+		}
+	})
+}
+
+// regexpLine reports whether a line of out has every field, in order,
+// between '|' separators.
+func regexpLine(out string, fields ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		parts := strings.Split(line, "|")
+		if len(parts) < len(fields) {
+			continue
+		}
+		ok := true
+		for i, f := range fields {
+			if strings.TrimSpace(parts[i]) != f {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFreeIPMISel(t *testing.T) {
+	bin := needTool(t, "ipmi-sel", "freeipmi-tools")
+	b := startBMC(t, nil)
+	b.Machine().Panic()
+
+	// The password goes in a config file, not on the command line.
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "freeipmi.conf")
+	if err := os.WriteFile(conf, []byte("username "+testUser+"\npassword "+testPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "--config-file", conf, "-D", "LAN_2_0",
+			"-h", b.Addr().String(), "--sdr-cache-directory", dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("ipmi-sel: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	for i := range 2 { // the second run reads FreeIPMI's SDR cache, which must still be valid
+		out := run()
+		if !strings.Contains(out, "| OS Stop    | OS Critical Stop | Run-time Critical Stop") {
+			t.Fatalf("run %d: ipmi-sel output:\n%s", i+1, out)
+		}
+	}
+	if st := b.Stats(); st.SessionsOpen != 0 {
+		t.Fatalf("ipmi-sel left sessions: %+v", st)
+	}
+}
