@@ -148,10 +148,12 @@ func parse(file string, data []byte) (*Inventory, []Problem) {
 		if se != nil {
 			line, msg = se.line, se.msg
 		}
+		// yaml.v3's line arithmetic can overshoot by one at the end.
+		line = min(line, lineCount(data))
 		p.errf(line, "%s", msg)
 		return nil, p.probs
 	}
-	if doc == nil {
+	if doc == nil || doc.isNull() {
 		p.errf(1, "the file is empty; an inventory needs at least \"version: 1\" and a hosts list")
 		return nil, p.probs
 	}
@@ -185,8 +187,25 @@ func parse(file string, data []byte) (*Inventory, []Problem) {
 		p.errf(doc.line, "the hosts list is missing")
 	}
 	p.inv.complete = !HasErrors(p.probs)
+	// yaml.v3 can place an implicit null just past the last line.
+	last := lineCount(data)
+	for i := range p.probs {
+		p.probs[i].Line = min(p.probs[i].Line, last)
+	}
 	sortProblems(p.probs)
 	return p.inv, dedupe(p.probs)
+}
+
+// lineCount counts lines the way YAML does: \n, \r\n and a lone \r each
+// end one.
+func lineCount(data []byte) int {
+	n := 1
+	for i, b := range data {
+		if b == '\n' || (b == '\r' && (i+1 == len(data) || data[i+1] != '\n')) {
+			n++
+		}
+	}
+	return n
 }
 
 func dedupe(probs []Problem) []Problem {
