@@ -215,8 +215,9 @@ func isLinkKey(k string) bool {
 // relative returns the path of an absolute URL that names the BMC itself;
 // isAbs is false for a plain path. Another host is an ErrHostname error.
 func (g *guard) relative(link string) (rel string, isAbs bool, err error) {
-	if !strings.Contains(link, "://") && !strings.HasPrefix(link, "//") {
-		return link, false, nil
+	i := strings.Index(link, "://")
+	if !strings.HasPrefix(link, "//") && (i < 0 || strings.ContainsAny(link[:i], "/?#")) {
+		return link, false, nil // a path, even one with "://" further on
 	}
 	u, perr := url.Parse(link)
 	if perr != nil {

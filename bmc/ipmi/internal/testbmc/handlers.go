@@ -17,11 +17,24 @@ type SEL struct {
 	nextID      uint16
 	reservation uint16
 	clearPolls  int // Clear SEL status polls answered "in progress" so far
-	// ClearPollsInProgress makes Clear SEL report "erasure in progress" to
-	// that many status polls before completing.
-	ClearPollsInProgress int
-	// Unsupported makes every SEL command answer C1h.
-	Unsupported bool
+	slowClear   int // see SetClearPolls
+	unsupported bool
+}
+
+// SetClearPolls makes Clear SEL report "erasure in progress" to n status
+// polls before completing.
+func (s *SEL) SetClearPolls(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.slowClear = n
+}
+
+// SetUnsupported makes every SEL command answer C1h (invalid command), as
+// go-ipmi's BMC does without these handlers.
+func (s *SEL) SetUnsupported(v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unsupported = v
 }
 
 // Add appends a record (its first two bytes, the record ID, are assigned).
@@ -54,9 +67,48 @@ func (s *Sensors) Set(num uint8, resp ...byte) {
 	s.Readings[num] = resp
 }
 
+// Chassis records the Chassis Control commands the BMC received and gives
+// them a real machine's effect on power (go-ipmi's own handler only counts
+// cycles and resets): 0 off, 1 on, 2 cycle (off, then on), 3 hard reset
+// (power stays), 5 soft off (the OS shuts down).
+type Chassis struct {
+	mu       sync.Mutex
+	controls []uint8
+}
+
+// Controls returns the Chassis Control values received, in order.
+func (c *Chassis) Controls() []uint8 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]uint8(nil), c.controls...)
+}
+
+func (t *BMC) chassisControl(ctx context.Context, h *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+	if len(req) < 1 {
+		return nil, types.CodeRequestDataLengthInvalid, nil
+	}
+	ch := t.HAL.Chassis()
+	switch ctl := req[0] & 0x0f; ctl {
+	case 0, 5:
+		_ = ch.SetPower(ctx, false)
+	case 1, 2:
+		_ = ch.SetPower(ctx, true)
+	case 3:
+	default:
+		return nil, types.CodeRequestDataFieldInvalid, nil
+	}
+	t.Chassis.mu.Lock()
+	t.Chassis.controls = append(t.Chassis.controls, req[0]&0x0f)
+	t.Chassis.mu.Unlock()
+	return nil, types.CodeOK, nil
+}
+
 func (t *BMC) register(r *handlers.Registry) {
-	r.RegisterFunc(types.CommandGetSystemGUID, func(_ context.Context, h *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
-		g := h.BMC.GUID
+	r.RegisterFunc(types.CommandChassisControl, t.chassisControl)
+	r.RegisterFunc(types.CommandGetSystemGUID, func(context.Context, *handlers.HandlerContext, []byte) ([]byte, types.CompletionCode, error) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		g := t.guid
 		return g[:], types.CodeOK, nil
 	})
 	r.RegisterFunc(types.CommandGetSELInfo, t.selInfo)
@@ -81,7 +133,7 @@ func (t *BMC) selInfo(context.Context, *handlers.HandlerContext, []byte) ([]byte
 	s := t.SEL
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.Unsupported {
+	if s.unsupported {
 		return nil, types.CodeInvalidCommand, nil
 	}
 	resp := make([]byte, 14)
@@ -96,7 +148,7 @@ func (t *BMC) selReserve(context.Context, *handlers.HandlerContext, []byte) ([]b
 	s := t.SEL
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.Unsupported {
+	if s.unsupported {
 		return nil, types.CodeInvalidCommand, nil
 	}
 	s.reservation++
@@ -110,7 +162,7 @@ func (t *BMC) selGet(_ context.Context, _ *handlers.HandlerContext, req []byte) 
 	s := t.SEL
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.Unsupported {
+	if s.unsupported {
 		return nil, types.CodeInvalidCommand, nil
 	}
 	if len(req) < 6 {
@@ -159,7 +211,7 @@ func (t *BMC) selClear(_ context.Context, _ *handlers.HandlerContext, req []byte
 	s := t.SEL
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.Unsupported {
+	if s.unsupported {
 		return nil, types.CodeInvalidCommand, nil
 	}
 	if len(req) < 6 || req[2] != 'C' || req[3] != 'L' || req[4] != 'R' {
@@ -172,12 +224,12 @@ func (t *BMC) selClear(_ context.Context, _ *handlers.HandlerContext, req []byte
 	case 0xaa: // initiate erase
 		s.records = nil
 		s.clearPolls = 0
-		if s.ClearPollsInProgress > 0 {
+		if s.slowClear > 0 {
 			return []byte{0x00}, types.CodeOK, nil
 		}
 		return []byte{0x01}, types.CodeOK, nil
 	case 0x00: // get erasure status
-		if s.clearPolls < s.ClearPollsInProgress {
+		if s.clearPolls < s.slowClear {
 			s.clearPolls++
 			return []byte{0x00}, types.CodeOK, nil
 		}

@@ -43,7 +43,7 @@ type Threshold struct {
 
 // FullSensor builds a type 01h full sensor record for a threshold sensor.
 func FullSensor(owner, num, sensorType uint8, name string, th Threshold) []byte {
-	b := make([]byte, 43)
+	b := make([]byte, 42) // bytes 6-47 of Table 43-1; the ID string follows
 	b[0], b[1], b[2] = owner, 0x00, num
 	b[3], b[4] = 0x07, 0x01 // entity: processor 1 (any will do)
 	b[5] = 0x7f             // initialization: scanning, events, thresholds
@@ -58,6 +58,7 @@ func FullSensor(owner, num, sensorType uint8, name string, th Threshold) []byte 
 	b[21] = uint8(th.B)
 	b[22] = uint8(th.B>>8) & 0x03 << 6
 	b[24] = uint8(th.RExp)<<4 | 0x00
+	b[29] = 0xff // sensor maximum reading
 	b[31], b[32], b[33] = th.UNR, th.UCR, th.UNC
 	b[34], b[35], b[36] = th.LNR, th.LCR, th.LNC
 	return header(0x01, append(b, idString(name)...))

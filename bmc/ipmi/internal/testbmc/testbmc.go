@@ -61,13 +61,24 @@ type BMC struct {
 	Addr    netip.AddrPort
 	B       *gobmc.BMC
 	HAL     *mock.HAL
-	Console *mock.FakeConsoleConn
+	Console *Console
 	SEL     *SEL
 	Sensors *Sensors
+	Chassis *Chassis
 
 	conn *wireConn
 	srv  *server.Server
 	done chan struct{}
+
+	mu   sync.Mutex
+	guid [16]byte // what Get System GUID answers
+}
+
+// SetGUID changes the System GUID the BMC reports.
+func (t *BMC) SetGUID(g [16]byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.guid = g
 }
 
 // Block hands out loopback addresses from a range so that parallel test
@@ -126,6 +137,12 @@ func New(o Options) (*BMC, error) {
 	}
 	h := mock.New()
 	h.Chassis().SetPower(context.Background(), !o.PowerOff)
+	var console *Console
+	if o.Console {
+		// Before bmc.New: the SOL store looks for the console only then.
+		console = &Console{FakeConsoleConn: &mock.FakeConsoleConn{}}
+		h.SetConsole(&mock.Console{Conn: console})
+	}
 	b := gobmc.New(info, guid, h)
 	max := o.MaxSessions
 	if max == 0 {
@@ -152,11 +169,9 @@ func New(o Options) (*BMC, error) {
 	}
 	u.ChannelAccess[1] = gobmc.UserChannelAccess{MaxPrivilege: priv, Enabled: true}
 
-	t := &BMC{B: b, HAL: h, SEL: &SEL{}, Sensors: &Sensors{Readings: map[uint8][]byte{}}, done: make(chan struct{})}
-	if o.Console {
-		t.Console = &mock.FakeConsoleConn{}
-		h.SetConsole(&mock.Console{Conn: t.Console})
-	}
+	t := &BMC{B: b, HAL: h, SEL: &SEL{}, Sensors: &Sensors{Readings: map[uint8][]byte{}}, Chassis: &Chassis{}, done: make(chan struct{})}
+	t.guid = guid
+	t.Console = console
 	reg := handlers.NewRegistry()
 	handlers.RegisterAllHandlers(reg)
 	t.register(reg)
@@ -212,3 +227,26 @@ func (t *BMC) Inbound() [][]byte { return t.conn.captured() }
 // IsRefused reports whether err is ECONNREFUSED (used by tests to pick an
 // address nothing listens on).
 func IsRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// Console is go-ipmi's fake serial console with a race-free break count
+// (the fake's own counter is a bare field).
+type Console struct {
+	*mock.FakeConsoleConn
+	mu     sync.Mutex
+	breaks int
+}
+
+// SendBreak counts the break and passes it on.
+func (c *Console) SendBreak(ctx context.Context) error {
+	c.mu.Lock()
+	c.breaks++
+	c.mu.Unlock()
+	return c.FakeConsoleConn.SendBreak(ctx)
+}
+
+// Breaks returns how many breaks reached the console.
+func (c *Console) Breaks() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.breaks
+}
