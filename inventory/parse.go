@@ -40,18 +40,21 @@ const maxSimDelay = 10 * time.Minute
 type settings struct {
 	protocols   []string
 	credentials string
-	labels      map[string]string
-	ipmiPort    uint16
-	cipherSuite int
-	redfishPort uint16
-	fingerprint string
-	insecure    *bool
-	power       string
-	guid, uuid  string
-	serial      string
-	simVendor   string
-	simScen     []string
-	simDelay    *time.Duration
+	// badCredentials marks a credentials reference that was reported
+	// unknown, so hosts are not also told they have none.
+	badCredentials bool
+	labels         map[string]string
+	ipmiPort       uint16
+	cipherSuite    int
+	redfishPort    uint16
+	fingerprint    string
+	insecure       *bool
+	power          string
+	guid, uuid     string
+	serial         string
+	simVendor      string
+	simScen        []string
+	simDelay       *time.Duration
 }
 
 func (s *settings) merge(o *settings) {
@@ -61,6 +64,7 @@ func (s *settings) merge(o *settings) {
 	if o.credentials != "" {
 		s.credentials = o.credentials
 	}
+	s.badCredentials = s.badCredentials || o.badCredentials
 	if len(o.labels) > 0 {
 		if s.labels == nil {
 			s.labels = make(map[string]string, len(o.labels))
@@ -685,6 +689,7 @@ func (p *parser) settingsFrom(fs []field, what string, host bool) *settings {
 					msg += "; credential sets are declared under credentials:"
 				}
 				p.errf(kf.v.line, "%s", msg)
+				s.badCredentials = true
 				continue
 			}
 			s.credentials = v
@@ -1117,7 +1122,7 @@ func (p *parser) hostEntry(e *node) {
 	if protocols == nil {
 		protocols = []string{ProtocolIPMI, ProtocolRedfish}
 	}
-	if eff.credentials == "" {
+	if eff.credentials == "" && !eff.badCredentials {
 		p.errf(e.line, "host %s has no credentials: set credentials in defaults, in one of its groups, or on the host", label)
 	}
 	insecure := eff.insecure != nil && *eff.insecure
