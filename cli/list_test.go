@@ -52,17 +52,17 @@ func invRun(t testing.TB, env map[string]string, args ...string) invResult {
 	return invResult{code: code, stdout: out.String(), stderr: errOut.String()}
 }
 
-const fleet = "testdata/fleet.yaml"
+const fleetYAML = "testdata/fleet.yaml"
 
 func TestListGolden(t *testing.T) {
 	tests := []struct {
 		golden string
 		args   []string
 	}{
-		{"list_table.golden", []string{"list", "-i", fleet}},
-		{"list_csv.golden", []string{"list", "-i", fleet, "-o", "csv"}},
-		{"list_json.golden", []string{"list", "-i", fleet, "-o", "json"}},
-		{"list_selector.golden", []string{"-i", fleet, "list", "@web,!web02", "v6"}},
+		{"list_table.golden", []string{"list", "-i", fleetYAML}},
+		{"list_csv.golden", []string{"list", "-i", fleetYAML, "-o", "csv"}},
+		{"list_json.golden", []string{"list", "-i", fleetYAML, "-o", "json"}},
+		{"list_selector.golden", []string{"-i", fleetYAML, "list", "@web,!web02", "v6"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -86,11 +86,11 @@ func TestListErrors(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{"unknown host", nil, []string{"list", "-i", fleet, "db3"}, ExitUsage,
+		{"unknown host", nil, []string{"list", "-i", fleetYAML, "db3"}, ExitUsage,
 			"rmm: no host named \"db3\"; did you mean db1?\n"},
-		{"bad range", nil, []string{"list", "-i", fleet, "web[01-04]"}, ExitUsage,
+		{"bad range", nil, []string{"list", "-i", fleetYAML, "web[01-04]"}, ExitUsage,
 			"rmm: range \"web[01-04]\" includes web04, which is not in the inventory\n"},
-		{"unknown format", nil, []string{"list", "-i", fleet, "-o", "yaml"}, ExitUsage,
+		{"unknown format", nil, []string{"list", "-i", fleetYAML, "-o", "yaml"}, ExitUsage,
 			"rmm: unknown output format \"yaml\": use one of table, json, csv\n"},
 		{"invalid inventory lists every problem", nil, []string{"list", "-i", bad}, ExitInventory,
 			"rmm: inventory " + bad + " is invalid (2 errors):\n" +
@@ -151,7 +151,7 @@ func TestInventoryPathPrecedence(t *testing.T) {
 }
 
 // tenThousand writes an inventory of n explicit host entries (no ranges),
-// like a large hand-maintained fleet, and returns its path.
+// like a large hand-maintained fleetYAML, and returns its path.
 func tenThousand(tb testing.TB, n int) string {
 	tb.Helper()
 	var b strings.Builder

@@ -1002,13 +1002,13 @@ func (p *parser) hostEntry(e *node) {
 		p.errf(e.line, "each host must be a mapping (name:, bmc:, ...), not %s", describe(e))
 		return
 	}
+	// Any error reported from here on leaves the entry out.
+	before := len(p.probs)
 	fs := p.fields(e, "host", hostKeys)
 	byKey := make(map[string]field, len(fs))
 	for _, hf := range fs {
 		byKey[hf.key] = hf
 	}
-	// Any error reported from here on leaves the entry out.
-	before := len(p.probs)
 
 	// Names.
 	nf, has := byKey["name"]
