@@ -115,6 +115,13 @@ func (s *BMC) Stats() Stats {
 	return st
 }
 
+// OpenSessions is Stats().SessionsOpen, cheaply: for polling a fleet.
+func (s *BMC) OpenSessions() int {
+	s.sess.mu.Lock()
+	defer s.sess.mu.Unlock()
+	return len(s.sess.open)
+}
+
 // sessionInfo is what Get Session Info reports about a session other than
 // the caller's: a snapshot kept here, because another session's fields are
 // guarded by its own lock, which a handler must not take.
