@@ -153,9 +153,9 @@ func message(r machine.SELRecord) string {
 	return fmt.Sprintf("sensor type 0x%02x #%d event 0x%02x", r.SensorType, r.SensorNum, r.EventType)
 }
 
-// start copies the template's @odata.type and friends and clears the
+// newEntry copies the template's @odata.type and friends and clears the
 // fields a new entry must not inherit.
-func start(tmpl object, uri, id string) object {
+func newEntry(tmpl object, uri, id string) object {
 	o := object{}
 	for _, k := range []string{"@odata.context", "@odata.type"} {
 		if v := tmpl.get(k); v != nil {
@@ -170,7 +170,7 @@ func start(tmpl object, uri, id string) object {
 // dellEntry follows iDRAC's Sel entries: EntryType SEL, SensorType always
 // null (every captured entry has it so), MessageId an opaque hex string.
 func dellEntry(tmpl object, uri, id string, r machine.SELRecord, when time.Time) object {
-	o := start(tmpl, uri, id)
+	o := newEntry(tmpl, uri, id)
 	o.set("Created", dellTime(when))
 	o.set("Description", "Log Entry "+id)
 	o.set("EntryCode", entryCode(r))
@@ -192,7 +192,7 @@ func dellEntry(tmpl object, uri, id string, r machine.SELRecord, when time.Time)
 // SensorType at all, and iLO's own severity words under Oem.Hpe. The class
 // and code are the simulator's: the captures hold no OS-stop event.
 func hpeEntry(tmpl object, uri, id string, r machine.SELRecord, when time.Time) object {
-	o := start(tmpl, uri, id)
+	o := newEntry(tmpl, uri, id)
 	ts := utcTime(when)
 	o.set("Created", ts)
 	o.set("EntryType", "Oem")
@@ -264,7 +264,7 @@ func lenovoEntry(tmpl object, uri, id string, r machine.SELRecord, when time.Tim
 // SensorType name, the raw IPMI sensor type under Oem.Supermicro, and a
 // message with a bracketed code ("[PWR-0000] ...").
 func supermicroEntry(tmpl object, uri, id string, r machine.SELRecord, when time.Time) object {
-	o := start(tmpl, uri, id)
+	o := newEntry(tmpl, uri, id)
 	o.set("Name", "Health Event Log Entry "+id)
 	o.set("EntryType", "SEL")
 	o.set("Severity", severity(r))
@@ -289,7 +289,7 @@ func supermicroEntry(tmpl object, uri, id string, r machine.SELRecord, when time
 // dmtfEntry follows DMTF's reference: EntryType SEL with SensorType,
 // SensorNumber, EntryCode and a MessageId of the event data.
 func dmtfEntry(tmpl object, uri, id string, r machine.SELRecord, when time.Time) object {
-	o := start(tmpl, uri, id)
+	o := newEntry(tmpl, uri, id)
 	o.set("Name", "Log Entry "+id)
 	o.set("EntryType", "SEL")
 	o.set("Severity", severity(r))
