@@ -52,7 +52,7 @@ func fastParse(data []byte) (doc *node, ok bool, bail int) {
 	if len(p.lines) == 0 {
 		return nil, true, 0
 	}
-	p.nodes = make([]node, 0, 4*len(p.lines))
+	p.nodes = make([]node, 0, 3*len(p.lines))
 	n, ok := p.block(0)
 	if !ok || p.i != len(p.lines) {
 		return nil, false, p.lines[min(p.i, len(p.lines)-1)].num

@@ -257,8 +257,10 @@ func (p *parser) usable(n *node, what string) bool {
 	return true
 }
 
-// fields checks that f.v is a mapping (null counts as empty) and returns its
-// pairs whose keys are known, reporting unknown and duplicate keys.
+// fields checks that n is a mapping (null counts as empty) and returns its
+// pairs whose keys are known, reporting unknown and duplicate keys. A nil
+// known accepts any key (maps whose keys are names: credentials, groups,
+// labels).
 func (p *parser) fields(n *node, what string, known []string) []field {
 	if n.isNull() {
 		return nil
@@ -271,19 +273,36 @@ func (p *parser) fields(n *node, what string, known []string) []field {
 		return nil
 	}
 	out := make([]field, 0, len(n.content)/2)
-	seen := make(map[string]int, len(n.content)/2)
+	var seen map[string]int // only for big mappings; small ones scan out
+	if len(n.content) > 32 {
+		seen = make(map[string]int, len(n.content)/2)
+	}
 	for i := 0; i+1 < len(n.content); i += 2 {
 		k, v := n.content[i], n.content[i+1]
 		if k.kind != scalarNode || k.tagged || k.isNull() {
 			p.errf(k.line, "%s: keys must be plain words, not %s", what, describe(k))
 			continue
 		}
-		if first, dup := seen[k.value]; dup {
+		first, dup := 0, false
+		if seen != nil {
+			first, dup = seen[k.value]
+			seen[k.value] = k.line
+		} else {
+			for j := 0; j < i; j += 2 {
+				if c := n.content[j]; c.kind == scalarNode && c.value == k.value {
+					first, dup = c.line, true
+					break
+				}
+			}
+		}
+		if dup {
+			if seen != nil {
+				seen[k.value] = first
+			}
 			p.errf(k.line, "%s: duplicate key %q (first at line %d)", what, k.value, first)
 			continue
 		}
-		seen[k.value] = k.line
-		if !contains(known, k.value) {
+		if known != nil && !contains(known, k.value) {
 			msg := fmt.Sprintf("unknown key %q in %s", k.value, what)
 			if s := suggest(k.value, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
@@ -460,7 +479,7 @@ func validLabelValue(s string) bool {
 }
 
 func (p *parser) credentials(f field) {
-	for _, cf := range p.fields(f.v, "credentials", nil2all(f.v)) {
+	for _, cf := range p.fields(f.v, "credentials", nil) {
 		name := cf.key
 		what := "credentials " + name
 		if !validName(name) {
@@ -562,19 +581,6 @@ func (p *parser) credentials(f field) {
 	}
 }
 
-// nil2all returns the keys of mapping n, so fields() treats every key as
-// known (for maps whose keys are names: credentials, groups).
-func nil2all(n *node) []string {
-	if n == nil || n.kind != mappingNode {
-		return nil
-	}
-	keys := make([]string, 0, len(n.content)/2)
-	for i := 0; i+1 < len(n.content); i += 2 {
-		keys = append(keys, n.content[i].value)
-	}
-	return keys
-}
-
 func validEnvName(s string) bool {
 	if s == "" || s[0] >= '0' && s[0] <= '9' {
 		return false
@@ -591,7 +597,7 @@ func validEnvName(s string) bool {
 func (p *parser) groupDefs(f field) {
 	// Declare every name first, so a group's settings can be checked
 	// against the full list.
-	fs := p.fields(f.v, "groups", nil2all(f.v))
+	fs := p.fields(f.v, "groups", nil)
 	for _, gf := range fs {
 		if !validName(gf.key) {
 			p.errf(gf.k.line, "group name %q is not valid: %s", gf.key, nameRule)
@@ -822,7 +828,7 @@ func (p *parser) settingsFrom(fs []field, what string, host bool) *settings {
 }
 
 func (p *parser) labels(f field, s *settings) {
-	for _, lf := range p.fields(f.v, "labels", nil2all(f.v)) {
+	for _, lf := range p.fields(f.v, "labels", nil) {
 		if !validLabelKey(lf.key) {
 			p.errf(lf.k.line, "label %q is not a valid label name: %s ('/' allowed)", lf.key, nameRule)
 			continue
@@ -1005,13 +1011,17 @@ func (p *parser) hostEntry(e *node) {
 	// Any error reported from here on leaves the entry out.
 	before := len(p.probs)
 	fs := p.fields(e, "host", hostKeys)
-	byKey := make(map[string]field, len(fs))
-	for _, hf := range fs {
-		byKey[hf.key] = hf
+	get := func(key string) (field, bool) {
+		for _, f := range fs {
+			if f.key == key {
+				return f, true
+			}
+		}
+		return field{}, false
 	}
 
 	// Names.
-	nf, has := byKey["name"]
+	nf, has := get("name")
 	if !has {
 		if !hasKey(e, "name") { // else already reported (alias, tag)
 			p.errf(e.line, "host entry has no name")
@@ -1046,7 +1056,7 @@ func (p *parser) hostEntry(e *node) {
 	// Addresses.
 	var addrs []netip.Addr
 	var ports []uint16
-	bf, has := byKey["bmc"]
+	bf, has := get("bmc")
 	if !has {
 		if !hasKey(e, "bmc") {
 			p.errf(e.line, "host %s has no bmc address", label)
@@ -1077,7 +1087,7 @@ func (p *parser) hostEntry(e *node) {
 
 	// Groups.
 	var groups []string
-	if gf, has := byKey["groups"]; has {
+	if gf, has := get("groups"); has {
 		if items, good := p.list(gf, "groups"); good {
 			for _, it := range items {
 				g := it.value
@@ -1155,10 +1165,7 @@ func (p *parser) hostEntry(e *node) {
 		return
 	}
 
-	labels := make(map[string]string, len(eff.labels))
-	for k, v := range eff.labels {
-		labels[k] = v
-	}
+	labels := eff.labels // a fresh map: merge copied every layer into it
 	var delay time.Duration
 	if eff.simDelay != nil {
 		delay = *eff.simDelay

@@ -175,21 +175,9 @@ func (inv *Inventory) markLabel(t string, set []bool) error {
 	if val == "" {
 		return fmt.Errorf("label selector %q has no value (write it like site=ams)", t)
 	}
-	var keys, values []string
-	seenKey, seenVal := map[string]bool{}, map[string]bool{}
 	found := false
 	for _, h := range inv.Hosts {
-		for k := range h.Labels {
-			if !seenKey[k] {
-				seenKey[k] = true
-				keys = append(keys, k)
-			}
-		}
 		v, has := h.Labels[key]
-		if has && !seenVal[v] {
-			seenVal[v] = true
-			values = append(values, v)
-		}
 		if (has && v == val) != neg {
 			set[h.index] = true
 			found = true
@@ -197,6 +185,21 @@ func (inv *Inventory) markLabel(t string, set []bool) error {
 	}
 	if found {
 		return nil
+	}
+	// Nothing matched: gather what exists, for the message.
+	var keys, values []string
+	seenKey, seenVal := map[string]bool{}, map[string]bool{}
+	for _, h := range inv.Hosts {
+		for k := range h.Labels {
+			if !seenKey[k] {
+				seenKey[k] = true
+				keys = append(keys, k)
+			}
+		}
+		if v, has := h.Labels[key]; has && !seenVal[v] {
+			seenVal[v] = true
+			values = append(values, v)
+		}
 	}
 	if !seenKey[key] {
 		sort.Strings(keys)
