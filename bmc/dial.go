@@ -2,6 +2,9 @@ package bmc
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -55,3 +58,28 @@ func classifyNetErr(err error) error {
 // ClassifyNetErr is classifyNetErr for providers: it marks a network error
 // as a timeout or unreachable, leaving context cancellation alone.
 func ClassifyNetErr(err error) error { return classifyNetErr(err) }
+
+// CertFingerprint connects to a TLS endpoint (an IP literal and port) and
+// returns the SHA-256 fingerprint of its leaf certificate, lowercase hex,
+// without trusting or rejecting it. rmm known-bmcs uses it so an operator
+// can compare a changed certificate with what the BMC's console shows.
+func CertFingerprint(ctx context.Context, ap netip.AddrPort) (string, error) {
+	conn, err := DialIP(ctx, "tcp", ap.String())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: ap.Addr().String()}) // #nosec: fingerprint only, nothing is sent
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return "", classifyNetErr(err)
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return "", fmt.Errorf("%w: no certificate", ErrProtocol)
+	}
+	sum := sha256.Sum256(certs[0].Raw)
+	return hex.EncodeToString(sum[:]), nil
+}

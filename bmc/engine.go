@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,8 @@ type attempt struct {
 // native provider does not); it is not tried after a timeout or an
 // authentication failure, where it could only waste the deadline.
 //
+// A refused login or a changed TLS certificate ends the attempts at once.
+//
 // Each attempt gets an equal share of the time left, the last one all of
 // it, so a host whose IPMI is dead still gets its Redfish attempt, and a
 // dead host costs one deadline, not one per protocol.
@@ -68,7 +71,13 @@ func (e *Engine) Open(ctx context.Context, t Target) (*Conn, error) {
 	for _, a := range attempts {
 		reg.Register(a.provider.Name(), string(a.proto), features, nil, a.provider)
 	}
-	client := bmclib.NewClient(t.Addr.String(), t.Username, "", bmclib.WithRegistry(reg), bmclib.WithLogger(logr.Discard()))
+	// bmclib's default per-provider timeout consults the one-time registry
+	// that For() sets up, and so undoes the filter before Open sees it
+	// (v2.3.5 evaluates perProviderTimeout(ctx) first): Open would open
+	// every provider at once. A fixed, generous per-provider timeout avoids
+	// that call; the real limit is ctx's deadline, shared out below.
+	client := bmclib.NewClient(t.Addr.String(), t.Username, "", bmclib.WithRegistry(reg),
+		bmclib.WithLogger(logr.Discard()), bmclib.WithPerProviderTimeout(24*time.Hour))
 
 	var errs []error
 	tried := map[Protocol]bool{}
@@ -83,7 +92,11 @@ func (e *Engine) Open(ctx context.Context, t Target) (*Conn, error) {
 		}
 		err = unwrapBmclib(err)
 		errs = append(errs, fmt.Errorf("%s: %w", a.proto, err))
-		if ctx.Err() != nil {
+		// No fallback after a refused login or a changed certificate: the
+		// same credentials would be refused again (and repeated failures
+		// can lock the BMC account), and a certificate that changed is a
+		// warning to read, not to route around.
+		if ctx.Err() != nil || errors.Is(err, ErrAuth) || errors.Is(err, ErrTLSPin) {
 			break
 		}
 		// Last resort: ipmitool after native IPMI could not speak to the BMC.
@@ -116,9 +129,15 @@ func unwrapBmclib(err error) error {
 	if errors.As(err, &me) {
 		var keep []error
 		for _, e := range me.WrappedErrors() {
-			if e != nil && e.Error() != "no Opener implementations found" {
-				keep = append(keep, e)
+			if e == nil || e.Error() == "no Opener implementations found" {
+				continue
 			}
+			// Drop bmclib's "provider: rmm-ipmi: " prefix: rmm names the
+			// protocol itself.
+			if u := errors.Unwrap(e); u != nil && strings.HasPrefix(e.Error(), "provider: ") {
+				e = u
+			}
+			keep = append(keep, e)
 		}
 		if len(keep) == 1 {
 			return keep[0]

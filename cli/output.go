@@ -71,22 +71,13 @@ func writeTable(w io.Writer, header []string, rows [][]string) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	for _, line := range strings.SplitAfter(buf.String(), "\n") {
-		if line == "" {
-			continue
-		}
-		nl := strings.HasSuffix(line, "\n")
-		line = strings.TrimRight(line, " \n")
-		if _, err := io.WriteString(w, line); err != nil {
-			return err
-		}
-		if nl {
-			if _, err := io.WriteString(w, "\n"); err != nil {
-				return err
-			}
-		}
+	var out strings.Builder
+	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+		out.WriteString(strings.TrimRight(line, " "))
+		out.WriteByte('\n')
 	}
-	return nil
+	_, err := io.WriteString(w, out.String())
+	return err
 }
 
 // writeCSV prints a header and rows as RFC 4180 CSV.

@@ -15,7 +15,7 @@ func main() {
 	// Signals only cancel the root context; every command then closes its
 	// sessions and writes its journal before returning.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], &cli.Env{IO: cli.System()})
+	code := cli.Main(ctx, os.Args[1:], &cli.Env{IO: cli.System(), Providers: cli.DefaultProviders()})
 	stop()
 	os.Exit(code)
 }
