@@ -17,7 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,18 +28,29 @@ import (
 )
 
 // This package's tests own 127.0.30.0-127.0.39.255 (docs/HELPERS.md); each
-// test takes a fresh /24-ish slice of it.
-var lastBlock atomic.Uint32
+// test takes a fresh slice of it, whole /24s. The tests do not run in
+// parallel and close their fleets, so the blocks are reused round-robin
+// (go test -count=N).
+var (
+	blockMu   sync.Mutex
+	nextBlock uint32
+)
 
 // block returns the first address of a fresh range of n addresses.
 func block(t testing.TB, n int) netip.Addr {
 	t.Helper()
 	per := uint32((n + 253) / 254)
-	end := lastBlock.Add(per)
-	if end > 10 {
-		t.Fatal("sim tests ran out of addresses in 127.0.30-39.x")
+	if per > 10 {
+		t.Fatalf("%d addresses do not fit 127.0.30-39.x", n)
 	}
-	return netip.AddrFrom4([4]byte{127, 0, byte(30 + end - per), 1})
+	blockMu.Lock()
+	defer blockMu.Unlock()
+	if nextBlock+per > 10 {
+		nextBlock = 0
+	}
+	first := nextBlock
+	nextBlock += per
+	return netip.AddrFrom4([4]byte{127, 0, byte(30 + first), 1})
 }
 
 func start(t testing.TB, specs []HostSpec, opts ...Option) *Fleet {

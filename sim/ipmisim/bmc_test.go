@@ -47,7 +47,7 @@ func TestPower(t *testing.T) {
 			m := b.Machine()
 			c := dial(t, b, types.CipherSuiteID3)
 			defer closeClient(t, c)
-			ctx := ctxT(t, 5*time.Second)
+			ctx := ctxT(t, 20*time.Second)
 
 			st, err := c.GetChassisStatus(ctx)
 			if err != nil {
@@ -167,7 +167,7 @@ func TestSEL(t *testing.T) {
 	})
 
 	t.Run("list", func(t *testing.T) {
-		ctx := ctxT(t, 5*time.Second)
+		ctx := ctxT(t, 20*time.Second)
 		entries, err := c.GetSELEntries(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -238,7 +238,7 @@ func TestPanickedSEL(t *testing.T) {
 	b.Machine().Panic()
 	c := dial(t, b, types.CipherSuiteID3)
 	defer closeClient(t, c)
-	ctx := ctxT(t, 5*time.Second)
+	ctx := ctxT(t, 20*time.Second)
 
 	st, err := c.GetChassisStatus(ctx)
 	if err != nil || !st.PowerIsOn {
@@ -292,7 +292,7 @@ func TestIdentity(t *testing.T) {
 			b := startBMC(t, func(c *Config) { c.Vendor = tc.vendor })
 			c := dial(t, b, types.CipherSuiteID3)
 			defer closeClient(t, c)
-			ctx := ctxT(t, 5*time.Second)
+			ctx := ctxT(t, 20*time.Second)
 
 			g, err := c.GetSystemGUID(ctx)
 			if err != nil {
@@ -354,7 +354,7 @@ func TestSensors(t *testing.T) {
 		b := startBMC(t, nil)
 		c := dial(t, b, types.CipherSuiteID3)
 		defer closeClient(t, c)
-		sensors, err := c.GetSensors(ctxT(t, 10*time.Second))
+		sensors, err := c.GetSensors(ctxT(t, 20*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}

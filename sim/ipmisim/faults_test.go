@@ -40,7 +40,7 @@ func TestFaults(t *testing.T) {
 		pingSeen bool // an RMCP presence ping gets a (possibly mangled) answer
 		mayLeak  bool // the fault itself can strand a session on the BMC
 	}{
-		{name: "healthy", timeout: time.Second, wantOK: true, pingSeen: true},
+		{name: "healthy", timeout: 3 * time.Second, wantOK: true, pingSeen: true},
 		{name: "dead", faults: Faults{Dead: true}, timeout: 200 * time.Millisecond, retries: 1,
 			check: func(t *testing.T, b *BMC, _ time.Duration) {
 				if st := b.Stats(); st.PacketsDropped == 0 || st.PacketsDropped != st.PacketsReceived || len(st.Commands) != 0 {
@@ -55,7 +55,7 @@ func TestFaults(t *testing.T) {
 					t.Errorf("a session and a command took %v, want every packet delayed", elapsed)
 				}
 			}},
-		{name: "drop every 2nd", faults: Faults{DropEvery: 2}, timeout: 200 * time.Millisecond, retries: 4, wantOK: true,
+		{name: "drop every 3rd", faults: Faults{DropEvery: 3}, timeout: 700 * time.Millisecond, retries: 4, wantOK: true,
 			check: func(t *testing.T, b *BMC, _ time.Duration) {
 				if b.Stats().PacketsDropped == 0 {
 					t.Error("nothing dropped")
@@ -87,7 +87,11 @@ func TestFaults(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, b, elapsed)
 			}
-			pong := rawExchange(t, b.Addr(), presencePing, 500*time.Millisecond+tc.faults.Delay)
+			wait := 300 * time.Millisecond // for an answer that must not come
+			if tc.pingSeen {
+				wait = 5*time.Second + tc.faults.Delay // returns as soon as it comes
+			}
+			pong := rawExchange(t, b.Addr(), presencePing, wait)
 			if got := pong != nil; got != tc.pingSeen && tc.faults.DropEvery == 0 {
 				t.Errorf("presence ping answered %v, want %v", got, tc.pingSeen)
 			}
@@ -119,10 +123,10 @@ func TestSessionTableFullForReal(t *testing.T) {
 
 func TestFaultsAtRunTime(t *testing.T) {
 	b := startBMC(t, nil)
-	c := dial(t, b, types.CipherSuiteID17).WithTimeout(200 * time.Millisecond).WithRetry(1)
+	c := dial(t, b, types.CipherSuiteID17)
 	defer closeClient(t, c)
 	status := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		_, err := c.GetChassisStatus(ctx)
 		return err
@@ -130,6 +134,7 @@ func TestFaultsAtRunTime(t *testing.T) {
 	if err := status(); err != nil {
 		t.Fatal(err)
 	}
+	c.WithTimeout(200 * time.Millisecond) // waiting for a dead BMC
 	b.SetDead(true)
 	if !b.Faults().Dead {
 		t.Fatal("Faults does not report Dead")
@@ -138,11 +143,11 @@ func TestFaultsAtRunTime(t *testing.T) {
 		t.Fatal("a dead BMC answered")
 	}
 	b.SetDead(false)
+	c.WithTimeout(3 * time.Second)
 	if err := status(); err != nil {
 		t.Fatalf("the BMC came back, the session did not: %v", err)
 	}
 	b.SetFaults(Faults{Delay: 100 * time.Millisecond})
-	c.WithTimeout(time.Second)
 	start := time.Now()
 	if err := status(); err != nil || time.Since(start) < 100*time.Millisecond {
 		t.Fatalf("slowed down: %v after %v", err, time.Since(start))
@@ -181,7 +186,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	// A delayed response pending, and a live SOL session with its pump.
 	_ = rawExchange(t, bmcs[1].Addr(), presencePing, 10*time.Millisecond)
 	c := dial(t, bmcs[2], types.CipherSuiteID3)
-	if err := activateSOL(ctxT(t, 5*time.Second), c); err != nil {
+	if err := activateSOL(ctxT(t, 20*time.Second), c); err != nil {
 		t.Fatal(err)
 	}
 	if n := simGoroutines(); n < 2*len(bmcs)+1 {

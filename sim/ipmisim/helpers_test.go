@@ -20,13 +20,11 @@ import (
 // This package's tests own 127.0.20.0-127.0.29.255 (docs/HELPERS.md).
 var lastHost atomic.Uint32
 
-// nextAddr returns a fresh loopback address in the package's block.
+// nextAddr returns a fresh loopback address in the package's block,
+// round-robin (go test -count=N reuses addresses long closed).
 func nextAddr(t testing.TB) netip.Addr {
-	n := lastHost.Add(1)
-	if n > 10*254 {
-		t.Fatal("ipmisim tests ran out of addresses in 127.0.20-29.x")
-	}
-	return netip.AddrFrom4([4]byte{127, 0, 20 + byte((n-1)/254), 1 + byte((n-1)%254)})
+	n := (lastHost.Add(1) - 1) % (10 * 254)
+	return netip.AddrFrom4([4]byte{127, 0, 20 + byte(n/254), 1 + byte(n%254)})
 }
 
 // testPort is 623 where this process may bind it, else 6230.
@@ -81,7 +79,10 @@ func newClient(t testing.TB, b *BMC, pass string, suite types.CipherSuiteID) *cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.WithCipherSuiteID(suite).WithTimeout(time.Second).WithRetry(1)
+	// A generous timeout: go-ipmi's client takes a late answer to a
+	// retransmitted request for the answer to the next one, and the test
+	// machine may be busy. Tests of failures set short ones themselves.
+	return c.WithCipherSuiteID(suite).WithTimeout(3 * time.Second).WithRetry(1)
 }
 
 // dial connects a go-ipmi client to b and closes it when the test ends
@@ -89,7 +90,7 @@ func newClient(t testing.TB, b *BMC, pass string, suite types.CipherSuiteID) *cl
 func dial(t testing.TB, b *BMC, suite types.CipherSuiteID) *client.Client {
 	t.Helper()
 	c := newClient(t, b, testPass, suite)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := c.Connect(ctx); err != nil {
 		t.Fatalf("connect to %s: %v", b.Addr(), err)
@@ -118,7 +119,7 @@ func completionCode(err error) (types.CompletionCode, bool) {
 
 // raw sends one command and returns the response data or the error.
 func raw(c *client.Client, netFn types.NetFn, cmd uint8, data ...byte) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	r, err := c.RawCommand(ctx, netFn, cmd, data, "test")
 	if err != nil {

@@ -111,7 +111,7 @@ func TestWrongCredentials(t *testing.T) {
 	b := startBMC(t, nil)
 	for _, suite := range []types.CipherSuiteID{types.CipherSuiteID3, types.CipherSuiteID17} {
 		c := newClient(t, b, "not-the-password", suite)
-		err := c.Connect(ctxT(t, 5*time.Second))
+		err := c.Connect(ctxT(t, 20*time.Second))
 		// go-ipmi's Connect drops the error chain: match the text.
 		if err == nil || !strings.Contains(err.Error(), "RAKP2 authentication code mismatch") {
 			t.Fatalf("suite %d: connect with a wrong password: %v", suite, err)
@@ -193,7 +193,7 @@ func TestSOL(t *testing.T) {
 	m := b.Machine()
 	c := dial(t, b, types.CipherSuiteID17)
 	defer closeClient(t, c)
-	ctx := ctxT(t, 10*time.Second)
+	ctx := ctxT(t, 20*time.Second)
 	if err := activateSOL(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestSOLReplay(t *testing.T) {
 	b.Machine().Panic()
 	c := dial(t, b, types.CipherSuiteID3)
 	defer closeClient(t, c)
-	ctx := ctxT(t, 10*time.Second)
+	ctx := ctxT(t, 20*time.Second)
 	if err := activateSOL(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestSOLBusy(t *testing.T) {
 	}
 	c := dial(t, b, types.CipherSuiteID17)
 	defer closeClient(t, c)
-	ctx := ctxT(t, 10*time.Second)
+	ctx := ctxT(t, 20*time.Second)
 
 	err := activateSOL(ctx, c)
 	if cc, _ := completionCode(err); cc != types.CodeActivatePayloadAlreadyActive {
