@@ -69,45 +69,23 @@ func (p *Provider) system() (*systemInfo, error) {
 	if len(systems) == 0 {
 		return nil, fmt.Errorf("%w: the BMC lists no computer system", bmc.ErrUnsupported)
 	}
-	sort.Slice(systems, func(i, j int) bool { return systems[i].ODataID < systems[j].ODataID })
 	raws := map[string]systemRaw{}
-	var withReset []string
+	var cands []candidate
 	for _, s := range systems {
 		var r systemRaw
 		_ = json.Unmarshal(s.RawData, &r)
 		raws[s.ODataID] = r
-		if r.Actions.Reset != nil && r.Actions.Reset.Target != "" {
-			withReset = append(withReset, s.ODataID)
-		}
+		cands = append(cands, candidate{uri: s.ODataID, reset: r.Actions.Reset != nil && r.Actions.Reset.Target != ""})
 	}
-	chosen := ""
-	switch {
-	case len(withReset) == 1:
-		chosen = withReset[0]
-	case len(withReset) == 0 && len(systems) == 1:
-		chosen = systems[0].ODataID
-	default:
-		candidates := withReset
-		if len(candidates) == 0 {
-			for _, s := range systems {
-				candidates = append(candidates, s.ODataID)
-			}
-		}
-		managed, err := p.managedServers()
-		if err != nil {
+	var managed map[string]bool
+	if needManagers(cands) {
+		if managed, err = p.managedServers(); err != nil {
 			return nil, err
 		}
-		var both []string
-		for _, c := range candidates {
-			if managed[cleanURI(c)] {
-				both = append(both, c)
-			}
-		}
-		if len(both) != 1 {
-			return nil, fmt.Errorf("%w: the BMC lists %d computer systems (%s) and its managers do not single one out",
-				bmc.ErrUnsupported, len(candidates), strings.Join(candidates, ", "))
-		}
-		chosen = both[0]
+	}
+	chosen, err := chooseSystem(cands, managed)
+	if err != nil {
+		return nil, err
 	}
 	r := raws[chosen]
 	si := &systemInfo{uri: chosen}
@@ -126,6 +104,63 @@ func (p *Provider) system() (*systemInfo, error) {
 	}
 	p.sys = si
 	return si, nil
+}
+
+// candidate is a ComputerSystem as chooseSystem sees it.
+type candidate struct {
+	uri   string
+	reset bool // has a #ComputerSystem.Reset action
+}
+
+// needManagers reports whether chooseSystem needs the managers' links.
+func needManagers(cands []candidate) bool {
+	n := 0
+	for _, c := range cands {
+		if c.reset {
+			n++
+		}
+	}
+	return n > 1 || (n == 0 && len(cands) > 1)
+}
+
+// chooseSystem picks the system to manage: the only one with a Reset
+// action; the only system at all; or, among several, the only one that a
+// manager's ManagerForServers (managed, by clean URI) names. Anything else
+// is ambiguous and an error: rmm will not guess which node of a multi-node
+// chassis to power off.
+func chooseSystem(cands []candidate, managed map[string]bool) (string, error) {
+	sort.Slice(cands, func(i, j int) bool { return cands[i].uri < cands[j].uri })
+	var withReset []string
+	for _, c := range cands {
+		if c.reset {
+			withReset = append(withReset, c.uri)
+		}
+	}
+	switch {
+	case len(cands) == 0:
+		return "", fmt.Errorf("%w: the BMC lists no computer system", bmc.ErrUnsupported)
+	case len(withReset) == 1:
+		return withReset[0], nil
+	case len(withReset) == 0 && len(cands) == 1:
+		return cands[0].uri, nil
+	}
+	pool := withReset
+	if len(pool) == 0 {
+		for _, c := range cands {
+			pool = append(pool, c.uri)
+		}
+	}
+	var both []string
+	for _, c := range pool {
+		if managed[cleanURI(c)] {
+			both = append(both, c)
+		}
+	}
+	if len(both) == 1 {
+		return both[0], nil
+	}
+	return "", fmt.Errorf("%w: the BMC lists %d computer systems (%s) and its managers do not single one out; rmm will not guess",
+		bmc.ErrUnsupported, len(pool), strings.Join(pool, ", "))
 }
 
 // managedServers is the set of systems named by any manager's

@@ -102,11 +102,16 @@ type link struct {
 // Open logs in: a session through the service root's Links.Sessions, or
 // Basic authentication when the BMC offers no session service. On any
 // error the session is already gone when Open returns.
-func (p *Provider) Open(ctx context.Context) error {
+func (p *Provider) Open(ctx context.Context) (err error) {
 	if p.api != nil {
 		return nil
 	}
 	p.g.use(ctx)
+	defer func() {
+		if err != nil { // no kept-alive socket outlives a failed Open
+			p.g.next.CloseIdleConnections()
+		}
+	}()
 	var root serviceRoot
 	if err := p.getJSON("/redfish/v1/", &root, false); err != nil {
 		return fmt.Errorf("service root: %w", err)

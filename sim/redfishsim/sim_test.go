@@ -249,7 +249,10 @@ func TestReset(t *testing.T) {
 				if v == "hpe" && st.status == 0 && !strings.Contains(string(r.body), "Base.1.4.Success") {
 					t.Errorf("iLO success body %s", r.body)
 				}
-				time.Sleep(30 * time.Millisecond) // a power cycle's delay
+				// A power cycle comes back on after the machine's delay.
+				for i := 0; i < 300 && f.m.PowerOn() != st.wantOn; i++ {
+					time.Sleep(10 * time.Millisecond)
+				}
 				if f.m.PowerOn() != st.wantOn {
 					t.Errorf("power on = %v, want %v", f.m.PowerOn(), st.wantOn)
 				}
