@@ -121,6 +121,13 @@ func TestSEL(t *testing.T) {
 		}
 		_, err := raw(c, netFnStorage, 0x43, 0, 0, 0, 0, 0, 0xff)
 		wantCC(err, 0xcb, "get entry of an empty SEL")
+		alloc, err := raw(c, netFnStorage, 0x41)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if units, size, free := binary.LittleEndian.Uint16(alloc), binary.LittleEndian.Uint16(alloc[2:]), binary.LittleEndian.Uint16(alloc[4:]); units != machine.SELCapacity || size != 16 || free != units {
+			t.Fatalf("allocation info %x", alloc)
+		}
 	})
 
 	t.Run("time", func(t *testing.T) {

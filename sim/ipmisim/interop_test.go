@@ -192,3 +192,22 @@ func TestFreeIPMISel(t *testing.T) {
 		t.Fatalf("ipmi-sel left sessions: %+v", st)
 	}
 }
+
+// IPMI v1.5 ("-I lan", MD5) sessions are served by go-ipmi's BMC and
+// counted apart from RMCP+ ones.
+func TestIPMItoolV15(t *testing.T) {
+	bin := needTool(t, "ipmitool", "ipmitool")
+	b := startBMC(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-I", "lan", "-H", b.Addr().Addr().String(), "-p", fmt.Sprint(b.Addr().Port()),
+		"-U", testUser, "-E", "chassis", "power", "status")
+	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+testPass)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "Chassis Power is on" {
+		t.Fatalf("ipmitool -I lan: %v\n%s", err, out)
+	}
+	if n := b.OpenSessions(); n != 0 {
+		t.Fatalf("%d sessions left", n)
+	}
+}

@@ -34,6 +34,9 @@ type Stats struct {
 	// SessionsHalfOpen is handshakes holding a session slot now: Open
 	// Session answered, RAKP not completed.
 	SessionsHalfOpen int
+	// SessionsOpenV15 is active IPMI v1.5 ("-I lan") sessions now. They
+	// have a table of their own and are not in the other counters.
+	SessionsOpenV15 int
 	// SessionsOpened and SessionsClosed count established sessions over
 	// the BMC's life; Closed includes expired ones.
 	SessionsOpened, SessionsClosed uint64
@@ -105,6 +108,7 @@ func (s *BMC) Stats() Stats {
 	}
 	b.mu.Unlock()
 	st.SessionsHalfOpen = max(0, inTable-st.SessionsOpen-phantoms)
+	st.SessionsOpenV15 = s.gb.V15Sessions.CountActiveSessions()
 	if holder := s.gb.SOL.ActiveSessionID(1); holder != 0 {
 		if holder == st.PhantomSession {
 			st.SOLPhantom = true
@@ -115,11 +119,13 @@ func (s *BMC) Stats() Stats {
 	return st
 }
 
-// OpenSessions is Stats().SessionsOpen, cheaply: for polling a fleet.
+// OpenSessions is Stats().SessionsOpen + SessionsOpenV15, cheaply: every
+// session a client holds (the phantom aside), for polling a fleet.
 func (s *BMC) OpenSessions() int {
+	v15 := s.gb.V15Sessions.CountActiveSessions()
 	s.sess.mu.Lock()
 	defer s.sess.mu.Unlock()
-	return len(s.sess.open)
+	return len(s.sess.open) + v15
 }
 
 // sessionInfo is what Get Session Info reports about a session other than
