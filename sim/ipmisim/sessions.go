@@ -201,37 +201,46 @@ func (b *sessionBook) sniffOutbound(s *BMC, pkt []byte, to net.Addr) {
 	}
 }
 
-// established records the session whose RAKP 4 just went to addr.
+// established records the session whose RAKP 4 just went to addr. A
+// console that retransmitted its Open Session Request has several pending
+// handshakes with the same console session ID; the one go-ipmi activated
+// is the one.
 func (b *sessionBook) established(s *BMC, console uint32, addr netip.AddrPort) {
 	b.mu.Lock()
-	var id uint32
-	for bid, p := range b.pending {
+	var candidates []uint32
+	for id, p := range b.pending {
 		if p.console == console && p.addr == addr {
-			id = bid
-			break
+			candidates = append(candidates, id)
 		}
 	}
-	delete(b.pending, id)
 	b.mu.Unlock()
-	if id == 0 {
+	for _, id := range candidates {
+		sess, err := s.gb.Sessions.Get(id)
+		if err != nil {
+			continue // gone already
+		}
+		// RAKP 4 is sent after the RAKP 3 handler has returned, so no
+		// goroutine holding a session lock waits on this one; State is
+		// written with the session lock held.
+		sess.ProcMu.Lock()
+		active := sess.State == gobmc.SessionStateActive
+		info := &sessionInfo{id: id, handle: sess.Handle, priv: uint8(sess.PrivilegeLevel), addr: addr}
+		if sess.User != nil {
+			info.userID = sess.User.ID
+		}
+		sess.ProcMu.Unlock()
+		if !active {
+			continue
+		}
+		b.mu.Lock()
+		if _, still := b.pending[id]; still { // not removed meanwhile
+			delete(b.pending, id)
+			b.open[id] = info
+			b.opened++
+		}
+		b.mu.Unlock()
 		return
 	}
-	sess, err := s.gb.Sessions.Get(id)
-	if err != nil {
-		return // gone already
-	}
-	// The RAKP 3 handler has returned, so taking the session's lock here
-	// waits for nothing this goroutine holds.
-	sess.ProcMu.Lock()
-	info := &sessionInfo{id: id, handle: sess.Handle, priv: uint8(sess.PrivilegeLevel), addr: addr}
-	if sess.User != nil {
-		info.userID = sess.User.ID
-	}
-	sess.ProcMu.Unlock()
-	b.mu.Lock()
-	b.open[id] = info
-	b.opened++
-	b.mu.Unlock()
 }
 
 // sessionRemoved is the session store's removal hook: Close Session,
