@@ -11,8 +11,7 @@
 // and links naming another host, and applies each call's context. gofish
 // supplies the service-root, system and manager models and the Reset call;
 // log services, ActionInfo and sensors are read as raw JSON because gofish
-// v0.20 gets them wrong (see the README of ../../testdata/redfish and the
-// comments at each place).
+// v0.20 gets them wrong (the comment at each place says how).
 package redfish
 
 import (
