@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 
@@ -147,7 +146,9 @@ func formatLabels(l map[string]string) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "%s=%s", k, l[k])
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(l[k])
 	}
 	return b.String()
 }

@@ -46,14 +46,22 @@ func BenchmarkParseTenThousand(b *testing.B) {
 			}
 		}
 	})
-	b.Run("parse", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		for b.Loop() {
-			if inv, probs := Parse("big.yaml", data); inv == nil {
-				b.Fatal(problemStrings(probs))
-			}
+	for _, slow := range []bool{false, true} {
+		name := "parse=fast"
+		if slow {
+			name = "parse=yaml.v3"
 		}
-	})
+		b.Run(name, func(b *testing.B) {
+			yamlV3Only = slow
+			defer func() { yamlV3Only = false }()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if inv, probs := Parse("big.yaml", data); inv == nil {
+					b.Fatal(problemStrings(probs))
+				}
+			}
+		})
+	}
 }
 
 func BenchmarkSelect(b *testing.B) {

@@ -101,6 +101,7 @@ func (p *fastParser) block(depth int) (*node, bool) {
 func (p *fastParser) mapping(indent, depth int) (*node, bool) {
 	first := p.lines[p.i]
 	m := p.newNode(mappingNode, first.num, indent+1)
+	m.content = make([]*node, 0, 8)
 	for p.i < len(p.lines) {
 		l := p.lines[p.i]
 		if l.indent < indent {

@@ -43,18 +43,21 @@ type settings struct {
 	// badCredentials marks a credentials reference that was reported
 	// unknown, so hosts are not also told they have none.
 	badCredentials bool
-	labels         map[string]string
-	ipmiPort       uint16
-	cipherSuite    int
-	redfishPort    uint16
-	fingerprint    string
-	insecure       *bool
-	power          string
-	guid, uuid     string
-	serial         string
-	simVendor      string
-	simScen        []string
-	simDelay       *time.Duration
+	// labels are pairs in file order (later pairs win); a slice, not a
+	// map, because most hosts' own labels are one or two pairs and a
+	// map per layer per host dominated the load time of big fleets.
+	labels      []labelPair
+	ipmiPort    uint16
+	cipherSuite int
+	redfishPort uint16
+	fingerprint string
+	insecure    *bool
+	power       string
+	guid, uuid  string
+	serial      string
+	simVendor   string
+	simScen     []string
+	simDelay    *time.Duration
 }
 
 func (s *settings) merge(o *settings) {
@@ -66,12 +69,8 @@ func (s *settings) merge(o *settings) {
 	}
 	s.badCredentials = s.badCredentials || o.badCredentials
 	if len(o.labels) > 0 {
-		if s.labels == nil {
-			s.labels = make(map[string]string, len(o.labels))
-		}
-		for k, v := range o.labels {
-			s.labels[k] = v
-		}
+		// Always a new backing array: layers must not share one.
+		s.labels = append(s.labels[:len(s.labels):len(s.labels)], o.labels...)
 	}
 	if o.ipmiPort != 0 {
 		s.ipmiPort = o.ipmiPort
@@ -110,6 +109,8 @@ func (s *settings) merge(o *settings) {
 		s.simDelay = o.simDelay
 	}
 }
+
+type labelPair struct{ key, value string }
 
 type parser struct {
 	file   string
@@ -845,10 +846,7 @@ func (p *parser) labels(f field, s *settings) {
 			p.errf(lf.v.line, "label %s=%q is not a valid value: no blanks, commas or '='", lf.key, lf.v.value)
 			continue
 		}
-		if s.labels == nil {
-			s.labels = map[string]string{}
-		}
-		s.labels[lf.key] = lf.v.value
+		s.labels = append(s.labels, labelPair{lf.key, lf.v.value})
 	}
 }
 
@@ -1165,7 +1163,13 @@ func (p *parser) hostEntry(e *node) {
 		return
 	}
 
-	labels := eff.labels // a fresh map: merge copied every layer into it
+	var labels map[string]string
+	if len(eff.labels) > 0 {
+		labels = make(map[string]string, len(eff.labels))
+		for _, kv := range eff.labels {
+			labels[kv.key] = kv.value
+		}
+	}
 	var delay time.Duration
 	if eff.simDelay != nil {
 		delay = *eff.simDelay
