@@ -30,17 +30,19 @@ const (
 // SOL tuning. Keystrokes are retransmitted after 500 ms, doubling to 2 s,
 // six times in all (about 9.5 s) before the session counts as dropped. A
 // keepalive (Get Device ID, as ipmitool uses) goes out after 20 s without
-// traffic, well inside the 30-60 s after which BMCs drop idle sessions.
+// traffic, well inside the 30-60 s after which BMCs drop idle sessions; if
+// it gets no answer within 6 s the session counts as dropped.
 // At most 64 KiB of host output waits for Read; beyond that the BMC is not
 // acknowledged and retransmits, which is the protocol's own flow control.
 const (
-	solFirstRTO     = 500 * time.Millisecond
-	solMaxTries     = 6
-	solKeepAlive    = 20 * time.Second
-	solReadBufMax   = 64 << 10
-	solNACKBackoff  = 100 * time.Millisecond
-	solMaxNACKs     = 50
-	defaultMaxChars = 32
+	solFirstRTO        = 500 * time.Millisecond
+	solMaxTries        = 6
+	solKeepAlive       = 20 * time.Second
+	solKeepAliveBudget = 6 * time.Second // 5 tries: 250 ms, 500 ms, 1 s, 2 s, 2 s
+	solReadBufMax      = 64 << 10
+	solNACKBackoff     = 100 * time.Millisecond
+	solMaxNACKs        = 50
+	defaultMaxChars    = 32
 )
 
 // SOLOptions tune OpenSOL.

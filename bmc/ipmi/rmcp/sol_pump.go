@@ -233,7 +233,9 @@ func (p *pump) tick(now time.Time) {
 // keepalive sends Get Device ID, which every BMC answers at any privilege.
 // SOL packets arriving meanwhile still reach onPayload (solInput).
 func (p *pump) keepalive() {
-	_, err := p.s.call(p.c.ctx, types.CommandGetDeviceID, nil, callOpts{})
+	ctx, cancel := context.WithTimeout(p.c.ctx, solKeepAliveBudget)
+	defer cancel()
+	_, err := p.s.call(ctx, types.CommandGetDeviceID, nil, callOpts{})
 	p.lastSent = time.Now()
 	if err != nil && p.c.ctx.Err() == nil {
 		p.fatal = fmt.Errorf("sol keepalive: %w", err)
@@ -352,9 +354,9 @@ func (p *pump) acked(count int, nack bool) {
 	w := p.cur
 	n := min(count, len(o.data))
 	w.off += n
-	if n == 0 || nack {
-		// Nothing (or not everything) accepted: the BMC's buffer is full.
-		// Resend the rest as a new packet after a growing pause, bounded.
+	if n == 0 {
+		// Nothing accepted: the BMC's buffer is full. Send again after a
+		// pause that grows with each refusal, a bounded number of times.
 		p.nacks++
 		if p.nacks > solMaxNACKs {
 			p.fatal = fmt.Errorf("%w: sol: the bmc accepted no keystrokes %d times in a row", bmc.ErrBusy, p.nacks)
@@ -362,6 +364,8 @@ func (p *pump) acked(count int, nack bool) {
 		}
 		p.holdUntil = time.Now().Add(min(time.Duration(p.nacks)*solNACKBackoff, time.Second))
 	} else {
+		// Some or all accepted (a NACK with a count is a partial accept):
+		// the rest goes at once, as a new packet.
 		p.nacks = 0
 		p.holdUntil = time.Time{}
 	}

@@ -220,6 +220,15 @@ func (t *BMC) PowerOn() bool {
 	return on
 }
 
+// Vanish closes the BMC's socket without a word, as a BMC that loses power
+// or its network does: no SOL deactivation, no answers; the kernel then
+// refuses packets to the port (ICMP port unreachable).
+func (t *BMC) Vanish() { _ = t.conn.udp.Close() }
+
+// Blackhole makes the BMC drop everything, in and out, from now on (or
+// stop doing so), like a link that went down without an ICMP word.
+func (t *BMC) Blackhole(on bool) { t.conn.blackhole.Store(on) }
+
 // Inbound returns copies of every packet the BMC received (captured before
 // any drop), in order.
 func (t *BMC) Inbound() [][]byte { return t.conn.captured() }
@@ -234,6 +243,7 @@ type Console struct {
 	*mock.FakeConsoleConn
 	mu     sync.Mutex
 	breaks int
+	limit  int
 }
 
 // SendBreak counts the break and passes it on.
@@ -242,6 +252,25 @@ func (c *Console) SendBreak(ctx context.Context) error {
 	c.breaks++
 	c.mu.Unlock()
 	return c.FakeConsoleConn.SendBreak(ctx)
+}
+
+// SetWriteLimit makes the console take at most n bytes per write (0: no
+// limit), like a serial port whose buffer is full: the BMC then accepts
+// keystroke packets partly.
+func (c *Console) SetWriteLimit(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.limit = n
+}
+
+// Write applies the limit, then hands the bytes to the fake console.
+func (c *Console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.limit > 0 && len(p) > c.limit {
+		p = p[:c.limit]
+	}
+	c.mu.Unlock()
+	return c.FakeConsoleConn.Write(p)
 }
 
 // Breaks returns how many breaks reached the console.

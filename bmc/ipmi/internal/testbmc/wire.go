@@ -3,6 +3,7 @@ package testbmc
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bougou/go-ipmi/pkg/transport"
 )
@@ -14,6 +15,7 @@ type wireConn struct {
 	transport.PacketConn
 	udp             *net.UDPConn
 	dropIn, dropOut func(n int) bool
+	blackhole       atomic.Bool
 	mu              sync.Mutex
 	nIn, nOut       int
 	seen            [][]byte
@@ -30,7 +32,7 @@ func (c *wireConn) ReadFrom(buf []byte) (int, net.Addr, error) {
 		k := c.nIn
 		c.seen = append(c.seen, append([]byte(nil), buf[:n]...))
 		c.mu.Unlock()
-		if c.dropIn != nil && c.dropIn(k) {
+		if c.blackhole.Load() || (c.dropIn != nil && c.dropIn(k)) {
 			continue
 		}
 		return n, addr, nil
@@ -42,7 +44,7 @@ func (c *wireConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	c.nOut++
 	k := c.nOut
 	c.mu.Unlock()
-	if c.dropOut != nil && c.dropOut(k) {
+	if c.blackhole.Load() || (c.dropOut != nil && c.dropOut(k)) {
 		return len(b), nil
 	}
 	return c.PacketConn.WriteTo(b, addr)
