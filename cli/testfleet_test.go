@@ -19,16 +19,19 @@ import (
 // never shows up in any output.
 const testPassword = "Tr0ub4dor-cli-s3cret"
 
-// cliBlock hands each test its own /24 in 127.0.50.0–127.0.69.255 (the
-// cli package's loopback block), so tests never share BMC addresses.
+// cliBlock hands each test fleet its own 32 addresses in 127.0.50.0 –
+// 127.0.69.255 (the cli package's loopback block), so parallel tests never
+// share a BMC address: 8 fleets per /24, 160 in all, up to 30 hosts each.
 var cliBlock atomic.Int32
+
+const maxFleetHosts = 30
 
 func nextBase(t *testing.T) netip.Addr {
 	n := cliBlock.Add(1) - 1
-	if n >= 20 {
+	if n >= 160 {
 		t.Fatalf("cli tests ran out of loopback blocks")
 	}
-	return netip.AddrFrom4([4]byte{127, 0, byte(50 + n), 10})
+	return netip.AddrFrom4([4]byte{127, 0, byte(50 + n/8), byte((n%8)*32 + 1)})
 }
 
 // testHost is one host of a test fleet, written into its inventory.
@@ -56,6 +59,9 @@ type testFleet struct {
 // On cleanup it checks that no BMC session was left open.
 func newTestFleet(t *testing.T, hosts ...testHost) *testFleet {
 	t.Helper()
+	if len(hosts) > maxFleetHosts {
+		t.Fatalf("a test fleet has at most %d hosts", maxFleetHosts)
+	}
 	dir := t.TempDir()
 	base := nextBase(t)
 	var b strings.Builder
