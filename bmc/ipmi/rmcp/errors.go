@@ -13,12 +13,23 @@ import (
 // answer (IPMI v2.0 §13.24). It unwraps to the bmc sentinel that says what
 // kind of failure it is, and carries a hint for the ones with a known fix.
 type StatusError struct {
-	Step string // "open session", "rakp 2", "rakp 4"
-	Code types.RmcpStatusCode
+	Step  string // "open session", "rakp 2", "rakp 4"
+	Code  types.RmcpStatusCode
+	Suite int // the cipher suite proposed
 }
 
 func (e *StatusError) Error() string {
+	if e.Unwrap() == bmc.ErrUnsupported {
+		return fmt.Sprintf("%s: the bmc refused cipher suite %d (status %#02x: %s)", e.Step, e.Suite, uint8(e.Code), strings.ToLower(e.Code.String()))
+	}
 	return fmt.Sprintf("%s: the bmc answered status %#02x (%s)", e.Step, uint8(e.Code), strings.ToLower(e.Code.String()))
+}
+
+// suiteRefused reports whether err is an Open Session refused for its
+// algorithms, the only failure after which the next cipher suite is tried.
+func suiteRefused(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Step == "open session" && se.Unwrap() == bmc.ErrUnsupported
 }
 
 // Unwrap maps the status code to a sentinel.

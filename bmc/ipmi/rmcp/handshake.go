@@ -22,10 +22,6 @@ const (
 	maxPasswordLen = 20
 )
 
-// errSuiteRefused marks an Open Session refused for its algorithms, the
-// only failure after which the next cipher suite is tried.
-var errSuiteRefused = errors.New("cipher suite refused")
-
 // Open dials the BMC and opens an authenticated RMCP+ session: Get Channel
 // Authentication Capabilities, Open Session, RAKP 1-4. With CipherSuite 0
 // it tries AutoSuites in order, moving on only when the BMC says it does not
@@ -83,7 +79,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 			ok = true
 			return s, nil
 		}
-		if !errors.Is(lastErr, errSuiteRefused) {
+		if !suiteRefused(lastErr) {
 			return nil, lastErr
 		}
 	}
@@ -174,11 +170,7 @@ func (s *Session) handshake(ctx context.Context, suite Suite, cfg Config, priv t
 		return err
 	}
 	if osResp.RmcpStatusCode != types.RmcpStatusCodeNoErrors {
-		se := &StatusError{Step: "open session", Code: osResp.RmcpStatusCode}
-		if errors.Is(se, bmc.ErrUnsupported) {
-			return fmt.Errorf("cipher suite %d: %w: %w", suite.ID, errSuiteRefused, se)
-		}
-		return se
+		return &StatusError{Step: "open session", Code: osResp.RmcpStatusCode, Suite: suite.ID}
 	}
 	if types.AuthAlg(osResp.AuthAlg) != suite.Auth || types.IntegrityAlg(osResp.IntegrityAlg) != suite.Integrity ||
 		types.CryptAlg(osResp.CryptAlg) != suite.Crypt {
@@ -223,7 +215,7 @@ func (s *Session) handshake(ctx context.Context, suite Suite, cfg Config, priv t
 		return err
 	}
 	if r2.RmcpStatusCode != types.RmcpStatusCodeNoErrors {
-		return &StatusError{Step: "rakp 2", Code: r2.RmcpStatusCode}
+		return &StatusError{Step: "rakp 2", Code: r2.RmcpStatusCode, Suite: suite.ID}
 	}
 	kuid := ipmicrypto.PadPassword20([]byte(cfg.Password.Reveal()))
 	want, err := ipmicrypto.RAKP2AuthCode(suite.Auth, s.consoleID, s.bmcID, consoleRand[:],
@@ -276,7 +268,7 @@ func (s *Session) handshake(ctx context.Context, suite Suite, cfg Config, priv t
 		return err
 	}
 	if r4.RmcpStatusCode != types.RmcpStatusCodeNoErrors {
-		se := &StatusError{Step: "rakp 4", Code: r4.RmcpStatusCode}
+		se := &StatusError{Step: "rakp 4", Code: r4.RmcpStatusCode, Suite: suite.ID}
 		if se.Code == types.RmcpStatusCodeInvalidIntegrityCheckValue || se.Code == types.RmcpStatusCodeUnauthorizedName {
 			return &AuthError{
 				Msg:  fmt.Sprintf("the BMC rejected our RAKP 3 proof for user %q (status %#02x)", cfg.Username, uint8(se.Code)),
