@@ -97,6 +97,12 @@ func (s *Session) checkChannel(ctx context.Context, priv types.PrivilegeLevel) e
 	}
 	var resp app.GetChannelAuthenticationCapabilitiesResponse
 	if err := s.do(ctx, req, &resp, callOpts{}); err != nil {
+		var ce *CompletionError
+		if errors.As(err, &ce) {
+			// A BMC that refuses the request with the v2.0 bit set is an
+			// IPMI v1.5 BMC.
+			return fmt.Errorf("%w: open session: %s does not offer IPMI v2.0 (RMCP+): %w", bmc.ErrUnsupported, s.addr, err)
+		}
 		return fmt.Errorf("open session: %w", err)
 	}
 	if !resp.IPMIv20ExtendedAvailable || !resp.SupportIPMIv20 {
