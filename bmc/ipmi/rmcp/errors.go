@@ -18,6 +18,7 @@ type StatusError struct {
 	Suite int // the cipher suite proposed
 }
 
+// Error names the step, the status and, for refused algorithms, the suite.
 func (e *StatusError) Error() string {
 	if e.Unwrap() == bmc.ErrUnsupported {
 		return fmt.Sprintf("%s: the bmc refused cipher suite %d (status %#02x: %s)", e.Step, e.Suite, uint8(e.Code), strings.ToLower(e.Code.String()))
@@ -75,6 +76,7 @@ type AuthError struct {
 	hint string
 }
 
+// Error says what did not match; it never contains the password.
 func (e *AuthError) Error() string { return "authentication failed: " + e.Msg }
 
 // Unwrap makes AuthError an ErrAuth.
@@ -89,6 +91,7 @@ type CompletionError struct {
 	Code uint8
 }
 
+// Error names the command and its completion code.
 func (e *CompletionError) Error() string {
 	name := strings.ToLower(e.Cmd.Name)
 	if name == "" {

@@ -62,6 +62,7 @@ type BusyError struct {
 	Holder string // "user admin (id 2) from 10.0.0.5 port 48123, session 0x1a2b3c4d"; may be empty
 }
 
+// Error says the payload is taken, and by whom when known.
 func (e *BusyError) Error() string {
 	if e.Holder == "" {
 		return "sol payload already active on another session"

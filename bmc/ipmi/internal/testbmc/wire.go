@@ -21,6 +21,8 @@ type wireConn struct {
 	seen            [][]byte
 }
 
+// ReadFrom captures every packet and drops those dropIn (or the black
+// hole) selects.
 func (c *wireConn) ReadFrom(buf []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(buf)
@@ -39,6 +41,7 @@ func (c *wireConn) ReadFrom(buf []byte) (int, net.Addr, error) {
 	}
 }
 
+// WriteTo drops what dropOut (or the black hole) selects.
 func (c *wireConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	c.mu.Lock()
 	c.nOut++
