@@ -43,10 +43,12 @@ type hintError struct {
 
 // Error returns the wrapped error's text; the hint goes on its own line.
 func (e *hintError) Error() string { return e.err.Error() }
+
 // Unwrap returns the wrapped error.
 func (e *hintError) Unwrap() error { return e.err }
+
 // Hint is read by bmc.Target.Wrap.
-func (e *hintError) Hint() string  { return e.hint }
+func (e *hintError) Hint() string { return e.hint }
 
 // PowerSet performs a bmc.PowerAction with the semantics documented there:
 // on and off succeed when the host is already in that state, cycle powers
