@@ -358,6 +358,7 @@ func (p *fastParser) flow(t string, i, line, col, depth int) (*node, int, bool) 
 	}
 	n := p.newNode(kind, line, col+i)
 	n.flow = true
+	n.content = make([]*node, 0, 4)
 	j := skipSpaces(t, i+1)
 	if j < len(t) && t[j] == closing {
 		return n, j + 1, true

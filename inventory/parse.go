@@ -46,6 +46,8 @@ type settings struct {
 	// labels are pairs in file order (later pairs win); a slice, not a
 	// map, because most hosts' own labels are one or two pairs and a
 	// map per layer per host dominated the load time of big fleets.
+	// merge leaves them alone: hostEntry folds every layer into the
+	// host's one map.
 	labels      []labelPair
 	ipmiPort    uint16
 	cipherSuite int
@@ -68,10 +70,6 @@ func (s *settings) merge(o *settings) {
 		s.credentials = o.credentials
 	}
 	s.badCredentials = s.badCredentials || o.badCredentials
-	if len(o.labels) > 0 {
-		// Always a new backing array: layers must not share one.
-		s.labels = append(s.labels[:len(s.labels):len(s.labels)], o.labels...)
-	}
 	if o.ipmiPort != 0 {
 		s.ipmiPort = o.ipmiPort
 	}
@@ -122,6 +120,8 @@ type parser struct {
 	credOrder  []string
 	defaults   settings
 	ipAt       map[netip.Addr]*Host
+	// hostBuf and labelBuf are reused by every host entry.
+	hostBuf, labelBuf []field
 }
 
 func (p *parser) errf(line int, format string, a ...any) {
@@ -263,6 +263,11 @@ func (p *parser) usable(n *node, what string) bool {
 // known accepts any key (maps whose keys are names: credentials, groups,
 // labels).
 func (p *parser) fields(n *node, what string, known []string) []field {
+	return p.fieldsInto(nil, n, what, known)
+}
+
+// fieldsInto is fields appending to buf, so hot paths can reuse one.
+func (p *parser) fieldsInto(buf []field, n *node, what string, known []string) []field {
 	if n.isNull() {
 		return nil
 	}
@@ -273,7 +278,7 @@ func (p *parser) fields(n *node, what string, known []string) []field {
 		p.errf(n.line, "%s must be a mapping (key: value), not %s", what, describe(n))
 		return nil
 	}
-	out := make([]field, 0, len(n.content)/2)
+	out := buf[:0]
 	var seen map[string]int // only for big mappings; small ones scan out
 	if len(n.content) > 32 {
 		seen = make(map[string]int, len(n.content)/2)
@@ -829,7 +834,8 @@ func (p *parser) settingsFrom(fs []field, what string, host bool) *settings {
 }
 
 func (p *parser) labels(f field, s *settings) {
-	for _, lf := range p.fields(f.v, "labels", nil) {
+	p.labelBuf = p.fieldsInto(p.labelBuf, f.v, "labels", nil)
+	for _, lf := range p.labelBuf {
 		if !validLabelKey(lf.key) {
 			p.errf(lf.k.line, "label %q is not a valid label name: %s ('/' allowed)", lf.key, nameRule)
 			continue
@@ -1008,7 +1014,8 @@ func (p *parser) hostEntry(e *node) {
 	}
 	// Any error reported from here on leaves the entry out.
 	before := len(p.probs)
-	fs := p.fields(e, "host", hostKeys)
+	p.hostBuf = p.fieldsInto(p.hostBuf, e, "host", hostKeys)
+	fs := p.hostBuf
 	get := func(key string) (field, bool) {
 		for _, f := range fs {
 			if f.key == key {
@@ -1030,10 +1037,13 @@ func (p *parser) hostEntry(e *node) {
 	if !good {
 		return
 	}
-	names, isRange, err := expandRange(entry)
-	if err != nil {
-		p.errf(nf.v.line, "host name: %v", err)
-		return
+	names, isRange := []string{entry}, false
+	if strings.IndexByte(entry, '[') >= 0 {
+		var err error
+		if names, isRange, err = expandRange(entry); err != nil {
+			p.errf(nf.v.line, "host name: %v", err)
+			return
+		}
 	}
 	for _, n := range names {
 		if !validName(n) {
@@ -1060,7 +1070,10 @@ func (p *parser) hostEntry(e *node) {
 			p.errf(e.line, "host %s has no bmc address", label)
 		}
 	} else if bv, good := p.scalar(bf, "bmc"); good {
-		list, bmcRange, err := expandRange(bv)
+		list, bmcRange, err := []string{bv}, false, error(nil)
+		if strings.IndexByte(bv, '[') >= 0 {
+			list, bmcRange, err = expandRange(bv)
+		}
 		switch {
 		case err != nil:
 			p.errf(bf.v.line, "bmc: %v", err)
@@ -1071,6 +1084,8 @@ func (p *parser) hostEntry(e *node) {
 		case len(list) != len(names):
 			p.errf(bf.v.line, "name %q has %d hosts but bmc %q has %d addresses; they must pair up one to one", entry, len(names), bv, len(list))
 		default:
+			addrs = make([]netip.Addr, 0, len(list))
+			ports = make([]uint16, 0, len(list))
 			for _, s := range list {
 				a, port, msg := parseBMC(s)
 				if msg != "" {
@@ -1120,9 +1135,11 @@ func (p *parser) hostEntry(e *node) {
 	}
 	eff := settings{}
 	eff.merge(&p.defaults)
+	nlabels := len(p.defaults.labels) + len(own.labels)
 	for _, g := range groups {
 		if gs := p.groups[g]; gs != nil {
 			eff.merge(gs)
+			nlabels += len(gs.labels)
 		}
 	}
 	eff.merge(own)
@@ -1164,11 +1181,20 @@ func (p *parser) hostEntry(e *node) {
 	}
 
 	var labels map[string]string
-	if len(eff.labels) > 0 {
-		labels = make(map[string]string, len(eff.labels))
-		for _, kv := range eff.labels {
-			labels[kv.key] = kv.value
+	if nlabels > 0 {
+		labels = make(map[string]string, nlabels)
+		layer := func(s *settings) {
+			for _, kv := range s.labels {
+				labels[kv.key] = kv.value
+			}
 		}
+		layer(&p.defaults)
+		for _, g := range groups {
+			if gs := p.groups[g]; gs != nil {
+				layer(gs)
+			}
+		}
+		layer(own)
 	}
 	var delay time.Duration
 	if eff.simDelay != nil {
