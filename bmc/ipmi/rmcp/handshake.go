@@ -27,7 +27,7 @@ const (
 // it tries AutoSuites in order, moving on only when the BMC says it does not
 // support a suite. On any failure the socket is closed before Open returns.
 func Open(ctx context.Context, cfg Config) (*Session, error) {
-	ids := AutoSuites
+	ids := AutoSuites()
 	if cfg.CipherSuite != 0 {
 		ids = []int{cfg.CipherSuite}
 	}

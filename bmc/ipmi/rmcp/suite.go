@@ -27,12 +27,12 @@ var suites = map[int]Suite{
 	17: {17, types.AuthAlg_HMAC_SHA256, types.IntegrityAlg_HMAC_SHA256_128, types.CryptAlg_AES_CBC_128},
 }
 
-// AutoSuites is the order tried when the caller asks for suite 0 ("auto"):
-// SHA-256 first, then the SHA-1 suite every BMC since 2004 speaks. Only an
-// explicit "cipher suite not supported" answer moves on to the next one; a
-// timeout does not, because a BMC that is down would then cost one timeout
-// per suite.
-var AutoSuites = []int{17, 3}
+// AutoSuites returns the order tried when the caller asks for suite 0
+// ("auto"): SHA-256 first, then the SHA-1 suite every BMC since 2004 speaks.
+// Only an explicit "cipher suite not supported" answer moves on to the next
+// one; a timeout does not, because a BMC that is down would then cost one
+// timeout per suite.
+func AutoSuites() []int { return []int{17, 3} }
 
 // SupportedSuites lists the suite IDs that may be requested explicitly.
 func SupportedSuites() []int { return []int{1, 2, 3, 15, 16, 17} }
