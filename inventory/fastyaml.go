@@ -334,6 +334,11 @@ func (p *fastParser) flowNode(t string, i, line, col, depth int) (*node, int, bo
 		if c == '#' && t[j-1] == ' ' {
 			return nil, 0, false
 		}
+		if c == '?' {
+			// yaml.v3 ends a flow plain scalar at '?' (then fails); a
+			// '?' in a flow value is left to it.
+			return nil, 0, false
+		}
 		j++
 	}
 	v := strings.TrimRight(t[i:j], " ")

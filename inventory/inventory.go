@@ -142,6 +142,7 @@ type Pos struct {
 	Line int
 }
 
+// String is "file:line", or just the file when the line is unknown.
 func (p Pos) String() string {
 	if p.Line <= 0 {
 		return p.File
