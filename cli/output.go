@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -30,10 +31,39 @@ func checkFormat(got string, allowed ...string) error {
 	return usageErrorf("unknown output format %q: use one of %s", got, strings.Join(allowed, ", "))
 }
 
+// bigTable is the row count above which writeTable streams through the
+// standard library's text/tabwriter instead of tablewriter. tablewriter
+// spends about 42 µs per row (width caches, merge and wrap machinery):
+// 0.42 s for a 10,000-host `rmm list`, against a budget of 100 ms. Both
+// paths print the same bytes (TestWriteTablePathsAgree).
+const bigTable = 2000
+
 // writeTable prints an aligned, borderless table (like kubectl's): columns
-// separated by two spaces, a header row in capitals, no trailing blanks. It
-// is the same in a terminal and in a pipe, so awk and cut keep working.
+// separated by two spaces, a header row in capitals, "-" for an empty cell,
+// no trailing blanks. It is the same in a terminal and in a pipe, so awk and
+// cut keep working.
 func writeTable(w io.Writer, header []string, rows [][]string) error {
+	hdr := make([]string, len(header))
+	for i, h := range header {
+		hdr[i] = strings.ToUpper(h)
+	}
+	cells := make([][]string, len(rows))
+	for i, r := range rows {
+		cells[i] = make([]string, len(r))
+		for j, c := range r {
+			if c == "" {
+				c = "-"
+			}
+			cells[i][j] = c
+		}
+	}
+	if len(rows) > bigTable {
+		return writeTabwriter(w, hdr, cells)
+	}
+	return writeTablewriter(w, hdr, cells)
+}
+
+func writeTablewriter(w io.Writer, header []string, rows [][]string) error {
 	var buf bytes.Buffer
 	t := tablewriter.NewTable(&buf,
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
@@ -51,20 +81,9 @@ func writeTable(w io.Writer, header []string, rows [][]string) error {
 		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
 		tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
 	)
-	hdr := make([]any, len(header))
-	for i, h := range header {
-		hdr[i] = strings.ToUpper(h)
-	}
-	t.Header(hdr...)
+	t.Header(toAny(header)...)
 	for _, r := range rows {
-		cells := make([]any, len(r))
-		for i, c := range r {
-			if c == "" {
-				c = "-"
-			}
-			cells[i] = c
-		}
-		if err := t.Append(cells...); err != nil {
+		if err := t.Append(toAny(r)...); err != nil {
 			return err
 		}
 	}
@@ -78,6 +97,46 @@ func writeTable(w io.Writer, header []string, rows [][]string) error {
 	}
 	_, err := io.WriteString(w, out.String())
 	return err
+}
+
+// writeTabwriter is writeTable's path for big tables. Cells never contain
+// tabs or newlines here (host names, IPs, labels are validated), so
+// tabwriter's cell syntax is safe; widths are counted in runes, which is
+// the display width for every character the inventory allows.
+func writeTabwriter(w io.Writer, header []string, rows [][]string) error {
+	var buf bytes.Buffer
+	tab := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	write := func(cells []string) {
+		// A terminating tab makes the last column a cell too, so it is
+		// padded like the others; the padding is trimmed below.
+		_, _ = io.WriteString(tab, strings.Join(cells, "\t")+"\t\n")
+	}
+	write(header)
+	for _, r := range rows {
+		write(r)
+	}
+	if err := tab.Flush(); err != nil {
+		return err
+	}
+	var out strings.Builder
+	out.Grow(buf.Len())
+	for _, l := range strings.SplitAfter(buf.String(), "\n") {
+		if l == "" {
+			continue
+		}
+		out.WriteString(strings.TrimRight(l, " \n"))
+		out.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, out.String())
+	return err
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }
 
 // writeCSV prints a header and rows as RFC 4180 CSV.
