@@ -49,7 +49,7 @@ say "03:12 — db1 stopped answering. DNS is down too. The inventory maps names 
 run "$RMM" list @db
 
 say "Which BMCs answer? (the fleet, in parallel; dead ones cost one --timeout, not one each)"
-run "$RMM" power status all --timeout 3s
+run "$RMM" power status all --timeout 5s
 
 say "Why did db1 die? Its System Event Log:"
 run "$RMM" sel db1
@@ -67,6 +67,6 @@ say "The record of what was done, by whom and why:"
 run "$RMM" journal
 
 say "And the cron job's view of the fleet (Nagios exit codes):"
-run "$RMM" health @db --timeout 3s
+run "$RMM" health @db --timeout 5s
 
 say "Done. The simulated fleet stops now."
