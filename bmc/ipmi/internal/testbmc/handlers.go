@@ -111,6 +111,8 @@ func (t *BMC) register(r *handlers.Registry) {
 		g := t.guid
 		return g[:], types.CodeOK, nil
 	})
+	r.RegisterFunc(types.CommandGetFRUInventoryAreaInfo, t.FRU.info)
+	r.RegisterFunc(types.CommandReadFRUData, t.FRU.read)
 	r.RegisterFunc(types.CommandGetSELInfo, t.selInfo)
 	r.RegisterFunc(types.CommandReserveSEL, t.selReserve)
 	r.RegisterFunc(types.CommandGetSELEntry, t.selGet)

@@ -1,7 +1,7 @@
 // Package testbmc runs go-ipmi's reference BMC in-process on a loopback
 // address for rmm's IPMI tests and benchmarks, with what that BMC lacks
 // added as handlers: Get System GUID, a System Event Log, sensor readings,
-// and faults on the wire (lost, captured or mangled packets).
+// a FRU inventory with a real BMC's read limits, and faults on the wire (lost, captured or mangled packets).
 //
 // It is test support, imported only from _test files; the provider never
 // depends on it.
@@ -65,6 +65,7 @@ type BMC struct {
 	SEL     *SEL
 	Sensors *Sensors
 	Chassis *Chassis
+	FRU     *FRU
 
 	conn *wireConn
 	srv  *server.Server
@@ -169,7 +170,7 @@ func New(o Options) (*BMC, error) {
 	}
 	u.ChannelAccess[1] = gobmc.UserChannelAccess{MaxPrivilege: priv, Enabled: true}
 
-	t := &BMC{B: b, HAL: h, SEL: &SEL{}, Sensors: &Sensors{Readings: map[uint8][]byte{}}, Chassis: &Chassis{}, done: make(chan struct{})}
+	t := &BMC{B: b, HAL: h, SEL: &SEL{}, Sensors: &Sensors{Readings: map[uint8][]byte{}}, Chassis: &Chassis{}, FRU: &FRU{}, done: make(chan struct{})}
 	t.guid = guid
 	t.Console = console
 	reg := handlers.NewRegistry()
