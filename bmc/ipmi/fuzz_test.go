@@ -1,8 +1,11 @@
 package ipmi
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/bougou/go-ipmi/pkg/types"
 
@@ -43,6 +46,27 @@ func FuzzParseSDR(f *testing.F) {
 		set.add(rec)
 		for k := range set.byKey {
 			_ = set.name(k)
+		}
+	})
+}
+
+// FuzzParseFRU parses arbitrary FRU inventories (BMC content is input from
+// the network): no panic, no read outside the inventory, no control
+// characters in what ends up in messages.
+func FuzzParseFRU(f *testing.F) {
+	f.Add(image(boardArea(ascii8("Board Co"), ascii8("X12"), ascii8("BRD-1")), productArea(ascii8("Dell Inc."), ascii8("R750"), ascii8("PN"), ascii8("A01"), ascii8("7XJ2K53"))))
+	f.Add(image(nil, productArea(ascii6("ACME"), bcd("12"), binField(1, 2))))
+	f.Add(crasher)
+	f.Add([]byte{1, 0, 0, 1, 1, 0, 0, 0xfd, 1, 0xff, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, err := parseFRUIdentity(memFRU(b))
+		if err != nil && !errors.Is(err, errBadFRU) {
+			t.Fatalf("error %v is not errBadFRU", err)
+		}
+		for _, s := range []string{id.ProductManufacturer, id.ProductName, id.ProductSerial, id.BoardManufacturer, id.BoardProduct, id.BoardSerial} {
+			if strings.ContainsFunc(s, unicode.IsControl) || s != strings.TrimSpace(s) {
+				t.Fatalf("field %q has control characters or untrimmed space", s)
+			}
 		}
 	})
 }
