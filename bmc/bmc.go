@@ -175,9 +175,12 @@ func (a PowerAction) Expected() PowerState {
 }
 
 // Identity is what a BMC says about the machine it manages. Strings are
-// normalised: GUID and UUID lowercase 8-4-4-4-12, others trimmed.
+// normalised: UUID lowercase 8-4-4-4-12, GUID as described below, others
+// trimmed.
 type Identity struct {
-	// GUID is the IPMI System GUID (Get System GUID), as ipmitool prints it.
+	// GUID is the IPMI System GUID (Get System GUID) as ipmitool prints it:
+	// dashed lowercase when a UUID version is recognised, else 32
+	// uppercase hex digits.
 	GUID string `json:"guid,omitempty"`
 	// UUID is the SMBIOS system UUID (Redfish ComputerSystem.UUID).
 	UUID string `json:"uuid,omitempty"`
