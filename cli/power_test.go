@@ -168,7 +168,7 @@ func TestPowerRefusesAndPowersNothing(t *testing.T) {
 		testHost{name: "good", protocols: "[ipmi]"},
 		testHost{name: "badpw", protocols: "[ipmi]", scenarios: "[wrong-credentials]"},
 		testHost{name: "suite", protocols: "[ipmi]", extra: "    ipmi: {cipher_suite: 2}"},
-		testHost{name: "swapped", protocols: "[ipmi]", scenarios: "[replaced]", extra: "    expect: {uuid: 0f0e0d0c-0b0a-0908-0706-050403020100}"},
+		testHost{name: "swapped", protocols: "[ipmi]", scenarios: "[replaced]", extra: "    expect: {uuid: 0f0e0d0c-0b0a-4908-8706-050403020100}"},
 		testHost{name: "swappedrf", protocols: "[redfish]", vendor: "dell", scenarios: "[replaced]", extra: "    expect: {serial: SN-EXPECTED-1}"},
 	)
 	addr := func(name string) string { return tf.host(name).Spec.Addr.String() }
@@ -189,7 +189,7 @@ func TestPowerRefusesAndPowersNothing(t *testing.T) {
 		{"cipher suite the BMC does not offer", []string{"power", "off", "suite", "--yes"}, "", false, ExitFailed,
 			[]string{"suite (bmc " + addr("suite") + ")", "cipher suite"}},
 		{"identity mismatch over IPMI", []string{"power", "cycle", "swapped", "--yes"}, "", false, ExitFailed,
-			[]string{"swapped (bmc " + addr("swapped") + ")", "identity mismatch", "inventory expects 0f0e0d0c-0b0a-0908-0706-050403020100"}},
+			[]string{"swapped (bmc " + addr("swapped") + ")", "identity mismatch", "inventory expects 0f0e0d0c-0b0a-4908-8706-050403020100"}},
 		{"identity mismatch over Redfish", []string{"power", "off", "swappedrf", "--yes"}, "", false, ExitFailed,
 			[]string{"swappedrf (bmc " + addr("swappedrf") + ")", "identity mismatch", "SN-EXPECTED-1"}},
 	}
