@@ -123,7 +123,7 @@ func Start(cfg Config) (*BMC, error) {
 	if cfg.BufferSize == 0 {
 		cfg.BufferSize = DefaultBufferSize
 	}
-	guid, err := guidBytes(cfg.Machine.ID.GUID)
+	guid, err := guidBytes(cfg.Machine.ID.GUID, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("%w: machine %s: %w", ErrConfig, cfg.Machine.Name, err)
 	}

@@ -3,6 +3,8 @@ package ipmisim
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/command/chassis"
 	"github.com/bougou/go-ipmi/pkg/types"
 
+	"github.com/rmm-project/rmm/bmc/ipmi"
 	"github.com/rmm-project/rmm/sim/machine"
 )
 
@@ -331,17 +334,72 @@ func TestIdentity(t *testing.T) {
 }
 
 func TestGUIDBytes(t *testing.T) {
-	g, err := guidBytes("00112233-4455-6677-8899-aabbccddeeff")
-	if err != nil {
-		t.Fatal(err)
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	rev := func(s string) [16]byte {
+		raw, _ := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+		var b [16]byte
+		for i := range 16 {
+			b[i] = raw[15-i]
+		}
+		return b
 	}
-	want := [16]byte{0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x00}
-	if g != want {
-		t.Fatalf("% x", g)
+	derived := machine.DerivedIdentity("db1").GUID
+	for _, tc := range []struct {
+		name, guid string
+		want       [16]byte
+		readsBack  bool // ipmitool prints guid itself
+	}{
+		{"version 4: IPMI layout", derived, rev(derived), true},
+		{"version 1: IPMI layout", "0f23fa4c-2d1e-11f0-9a07-b0a1c2d3e4f5", rev("0f23fa4c-2d1e-11f0-9a07-b0a1c2d3e4f5"), true},
+		// Variant nibble 3 reads as version 3 in the SMBIOS decoding of
+		// the IPMI layout, which ipmitool would print; the SMBIOS layout
+		// reads back.
+		{"pre-RFC 4122 variant: SMBIOS layout", "12345678-9abc-4def-3456-56789abcdef0",
+			[16]byte{0x78, 0x56, 0x34, 0x12, 0xbc, 0x9a, 0xef, 0x4d, 0x34, 0x56, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0}, true},
+		// Version 6 reads back in no layout: ipmitool prints hex digits.
+		{"no version: IPMI layout", "00112233-4455-6677-8899-aabbccddeeff", rev("00112233-4455-6677-8899-aabbccddeeff"), false},
+		// Clock sequence 0xbe11 is a plausible version 1 time stamp in
+		// the IPMI decoding of every layout.
+		{"unrescuable: IPMI layout", "3b5e2a10-9c4d-4f21-be11-0123456789ab", rev("3b5e2a10-9c4d-4f21-be11-0123456789ab"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := guidBytes(tc.guid, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g != tc.want {
+				t.Errorf("% x, want % x", g, tc.want)
+			}
+			printed := ipmi.FormatGUID(g, now)
+			if (printed == tc.guid) != tc.readsBack {
+				t.Errorf("ipmitool would print %s for %s; reads back %v, want %v", printed, tc.guid, printed == tc.guid, tc.readsBack)
+			}
+		})
 	}
-	for _, bad := range []string{"", "00112233-4455-6677-8899-aabbccddeeXX", "0011223344556677", "00112233445566778899aabbccddeeff"} {
-		if _, err := guidBytes(bad); err == nil {
+	for _, bad := range []string{"", "00112233-4455-6677-8899-aabbccddeeXX", "0011223344556677", "00112233445566778899aabbccddeeff",
+		"0011223-34455-6677-8899-aabbccddeeff0"} {
+		if _, err := guidBytes(bad, now); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestIpmitoolGUID checks the simulator's copy of ipmitool's GUID guess
+// against the client's (bmc/ipmi.FormatGUID, itself checked against
+// ipmitool) on random GUIDs, time-based ones among them.
+func TestIpmitoolGUID(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 20000 {
+		var b [16]byte
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		if i%2 == 0 { // plant a version 1 nibble where one decoding looks
+			b[[]int{6, 7, 9}[i%3]] = b[[]int{6, 7, 9}[i%3]]&0x0f | 0x10
+		}
+		if got, want := ipmitoolGUID(b, now), ipmi.FormatGUID(b, now); got != want {
+			t.Fatalf("% x: simulator %s, client %s", b, got, want)
 		}
 	}
 }

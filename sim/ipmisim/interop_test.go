@@ -9,6 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rmm-project/rmm/bmc"
+	"github.com/rmm-project/rmm/bmc/ipmi"
+	"github.com/rmm-project/rmm/secret"
+	"github.com/rmm-project/rmm/sim/machine"
 )
 
 // needTool finds an interop peer. Without it the test skips, loudly; with
@@ -210,4 +215,80 @@ func TestIPMItoolV15(t *testing.T) {
 	if n := b.OpenSessions(); n != 0 {
 		t.Fatalf("%d sessions left", n)
 	}
+}
+
+// TestIdentityMatchesIpmitool serves machines with several GUIDs and
+// compares ipmitool's "mc guid" and "fru print 0" with what rmm's IPMI
+// provider reports: GUID as ipmitool prints it, UUID that string when it
+// is dashed, and the FRU serial. Where the simulator's layout reads back
+// (every GUID but the last), that is the machine's own UUID: the value its
+// Redfish side reports.
+func TestIdentityMatchesIpmitool(t *testing.T) {
+	needTool(t, "ipmitool", "ipmitool")
+	var ids []machine.Identity
+	for _, n := range []string{"db1", "db2", "web-17", "rack4-u12", "gpu0042"} {
+		ids = append(ids, machine.DerivedIdentity(n))
+	}
+	for _, g := range []string{
+		"0f23fa4c-2d1e-11f0-9a07-b0a1c2d3e4f5", // time-based, 2025
+		"12345678-9abc-4def-3456-56789abcdef0", // pre-RFC 4122 variant: SMBIOS layout
+		"00112233-4455-6677-8899-aabbccddeeff", // version 6: ipmitool prints hex digits
+	} {
+		ids = append(ids, machine.Identity{GUID: g, UUID: g, Serial: "SN-" + g[:8]})
+	}
+	for _, id := range ids {
+		t.Run(id.GUID, func(t *testing.T) {
+			b := startBMC(t, func(c *Config) {
+				c.Machine.Close()
+				c.Machine = machine.New(c.Machine.Name, id)
+				t.Cleanup(c.Machine.Close)
+			})
+			out, err := ipmitool(t, b, 17, testPass, "mc", "guid")
+			if err != nil {
+				t.Fatalf("ipmitool mc guid: %v\n%s", err, out)
+			}
+			line := field(out, "System GUID")
+			out, err = ipmitool(t, b, 17, testPass, "fru", "print", "0")
+			if err != nil {
+				t.Fatalf("ipmitool fru print: %v\n%s", err, out)
+			}
+			serial := field(out, "Product Serial")
+
+			p, err := ipmi.New(bmc.Target{Name: "t", Addr: b.Addr().Addr(), IPMIPort: b.Addr().Port(),
+				Username: testUser, Password: secret.New(testPass)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := ctxT(t, 20*time.Second)
+			if err := p.Open(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.(bmc.IdentityReader).Identity(ctx)
+			_ = p.Close(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantUUID := ""
+			if strings.Count(line, "-") == 4 {
+				wantUUID = line
+			}
+			if got.GUID != line || got.UUID != wantUUID || got.Serial != serial || serial != id.Serial {
+				t.Errorf("rmm: guid %q uuid %q serial %q\nipmitool: guid %q serial %q (so uuid %q); machine serial %q",
+					got.GUID, got.UUID, got.Serial, line, serial, wantUUID, id.Serial)
+			}
+			if id.GUID != "00112233-4455-6677-8899-aabbccddeeff" && (line != id.GUID || got.UUID != id.UUID) {
+				t.Errorf("ipmitool prints %q, rmm's UUID %q; the machine's UUID is %q", line, got.UUID, id.UUID)
+			}
+		})
+	}
+}
+
+// field returns the value of an ipmitool "Key : value" line.
+func field(out, key string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
