@@ -265,9 +265,11 @@ func (e *exporter) probe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		e.probes.WithLabelValues("bad_target").Inc()
 		msg := "missing target parameter: /probe?target=HOST, HOST a host name from the inventory"
+		_, errAddr := netip.ParseAddr(strings.Trim(target, "[]"))
+		_, errAddrPort := netip.ParseAddrPort(target)
 		switch {
 		case target == "":
-		case !hostNameRe.MatchString(target):
+		case errAddr == nil || errAddrPort == nil || !hostNameRe.MatchString(target):
 			msg = "target is not a host name: the exporter probes inventory host names, never addresses"
 		default:
 			msg = fmt.Sprintf("unknown target %q: not a host this exporter serves (its inventory and selector)", target)
