@@ -413,4 +413,3 @@ func TestMetricsScrubPasswords(t *testing.T) {
 		t.Errorf("scrubbed firmware label not found:\n%s", buf.String())
 	}
 }
-
