@@ -81,8 +81,10 @@ console and takes it, saying whose it was.
 
 Hosts reached over Redfish: rmm lists the console transports the BMC
 advertises (IPMI SOL, SSH and the command that enters its console) and
-uses IPMI SOL when the BMC offers it, or directly when the inventory also
-lists ipmi for the host.
+uses IPMI SOL, in a separate IPMI session with the same credentials, when
+the BMC offers it. (Protocols are tried in the inventory's order; a host
+whose BMC does not advertise SOL over Redfish but speaks IPMI should list
+ipmi first.)
 
 --log FILE appends everything the console shows to FILE (mode 0600), each
 line prefixed with its local time, with rmm's notes on lines marked "#".
@@ -250,23 +252,6 @@ func openConsole(ctx context.Context, o *consoleOptions, f *fleet, h *inventory.
 	}
 	ipmiAddr := bmc.Target{Addr: h.Addr, IPMIPort: h.IPMIPort}.IPMIAddr()
 	con, err := activate(conn)
-	if err != nil && overRedfish && errors.Is(err, bmc.ErrUnsupported) && !errors.Is(err, bmc.ErrBusy) && slices.Contains(h.Protocols, string(bmc.ProtocolIPMI)) {
-		// The BMC does not advertise SOL over Redfish (iDRAC never does),
-		// but the inventory says this host speaks IPMI: try it directly.
-		note("%s: no IPMI SOL advertised over Redfish; the inventory lists ipmi for this host, so trying IPMI SOL on %s directly", h.Name, ipmiAddr)
-		t, terr := f.target(octx, h)
-		if terr != nil {
-			return fail(terr)
-		}
-		t.Protocols = []bmc.Protocol{bmc.ProtocolIPMI}
-		c2, oerr := f.engine.Open(octx, t)
-		if oerr != nil {
-			return fail(oerr)
-		}
-		lc.conns = append([]*bmc.Conn{c2}, lc.conns...)
-		con, err = activate(c2)
-		sol = nil
-	}
 	if err != nil {
 		return fail(err)
 	}
@@ -304,6 +289,11 @@ func describeConsoleTransports(info bmc.ConsoleInfo) string {
 		}
 		if tr.EntryCommand != "" {
 			d += fmt.Sprintf(", then type %q", tr.EntryCommand)
+		}
+		// Where it was advertised matters: a manager's CommandShell
+		// listing IPMI is a weaker promise than a system's SerialConsole.
+		if _, frag, ok := strings.Cut(tr.Where, "#"); ok && frag != "" {
+			d += "; from " + frag
 		}
 		parts = append(parts, d+")")
 	}
@@ -396,7 +386,7 @@ func consoleInteractive(ctx context.Context, o *consoleOptions, f *fleet, h *inv
 			return target.Wrap("console", cause)
 		case endTakenOver:
 			guard.restore()
-			return bmc.Hinted(target.Wrap("console", cause), "another session (perhaps 'rmm console --force' elsewhere) took the console; rmm does not take it back by itself")
+			return target.Wrap("console", bmc.Hinted(cause, "another session (perhaps 'rmm console --force' elsewhere) took the console over; rmm does not take it back by itself"))
 		}
 		// Dropped: reconnect, bounded. A session that lived a while
 		// earns a fresh set of attempts; a flapping one does not.
@@ -630,6 +620,8 @@ func consoleCapture(ctx context.Context, o *consoleOptions, f *fleet, hosts []*i
 	// capture itself, and closing.
 	fo := o.fleetOptions
 	fo.timeout = o.timeout + o.capture + 2*bmc.CloseTimeout
+	// Hosts report on stderr from their own goroutines.
+	errOut := &lockedWriter{w: s.ErrOut}
 	rs := runFleet(ctx, o.env, hosts, fo, "console capture", func(ctx context.Context, h *inventory.Host) (captureResult, error) {
 		r := captureResult{host: h.Name}
 		var w io.Writer
@@ -657,7 +649,7 @@ func consoleCapture(ctx context.Context, o *consoleOptions, f *fleet, hosts []*i
 			// Main flushes it at exit).
 			w = s.Out
 		}
-		scr := &screen{out: w, errOut: s.ErrOut, host: h.Name}
+		scr := &screen{out: w, errOut: errOut, host: h.Name}
 		if o.logFile != "" {
 			lg, err := openStampedLog(o.logFile, s, o.env.now)
 			if err != nil {
@@ -666,7 +658,7 @@ func consoleCapture(ctx context.Context, o *consoleOptions, f *fleet, hosts []*i
 			scr.log = lg
 			defer func() {
 				if cerr := lg.close(); cerr != nil {
-					fmt.Fprintf(s.ErrOut, "rmm: %v\n", cerr)
+					fmt.Fprintf(errOut, "rmm: %v\n", cerr)
 				}
 			}()
 		}
@@ -681,7 +673,7 @@ func consoleCapture(ctx context.Context, o *consoleOptions, f *fleet, hosts []*i
 			if r.matched {
 				how = "until --until matched"
 			}
-			fmt.Fprintf(s.ErrOut, "%s: %d bytes %s -> %s\n", h.Name, r.bytes, how, r.file)
+			fmt.Fprintf(errOut, "%s: %d bytes %s -> %s\n", h.Name, r.bytes, how, r.file)
 		}
 		return r, err
 	})
@@ -705,6 +697,19 @@ func consoleCapture(ctx context.Context, o *consoleOptions, f *fleet, hosts []*i
 	return silentExit(summarize(o.env, len(rs), failed, "console capture"))
 }
 
+// lockedWriter serialises writes from several goroutines, one Write
+// call (one line) at a time.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // captureFileName is HOST.log, refusing names that are not one path
 // element (inventory names are host names, but a file name is a file name).
 func captureFileName(host string) (string, error) {
@@ -717,8 +722,7 @@ func captureFileName(host string) (string, error) {
 // captureOne opens h's console, writes what it shows to scr until the
 // capture time passed or --until matched, and closes it.
 func captureOne(ctx context.Context, o *consoleOptions, f *fleet, h *inventory.Host, scr *screen, r *captureResult) error {
-	note := func(format string, args ...any) { fmt.Fprintf(o.env.IO.ErrOut, "rmm: "+format+"\n", args...) }
-	lc, err := openConsole(ctx, o, f, h, note)
+	lc, err := openConsole(ctx, o, f, h, scr.note)
 	if err != nil {
 		return err
 	}
