@@ -36,13 +36,13 @@ func buildRMM(t *testing.T, dir string) string {
 // stderr are the terminal, which is its controlling terminal, as in an ssh
 // session.
 type ptyRun struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	ptmx   *os.File // the terminal emulator's side
-	tty    *os.File // the process's side, kept open here to read its modes
-	out    *syncBuffer
-	copied chan struct{}
-	exited chan struct{} // closed when rmm has exited; then waitErr is set
+	t       *testing.T
+	cmd     *exec.Cmd
+	ptmx    *os.File // the terminal emulator's side
+	tty     *os.File // the process's side, kept open here to read its modes
+	out     *syncBuffer
+	copied  chan struct{}
+	exited  chan struct{} // closed when rmm has exited; then waitErr is set
 	waitErr error
 }
 
