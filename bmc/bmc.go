@@ -480,7 +480,7 @@ func hintFor(err error) string {
 		if errors.Is(err, ErrTLSPin) {
 			return "the BMC's certificate changed; if that is expected, review it with 'rmm known-bmcs' and update the pin"
 		}
-		return "check the host's credentials set in the inventory (user and password source), and its IPMI cipher suite"
+		return "check the user and password of the host's credentials set in the inventory"
 	case OutcomeTimeout, OutcomeUnreachable:
 		return "the BMC did not answer: check its IP in the inventory, the management network and that IPMI/Redfish is enabled"
 	case OutcomeBusy:

@@ -30,7 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-bold=$(tput bold 2>/dev/null || true); off=$(tput sgr0 2>/dev/null || true)
+bold= off=
+if [ -t 1 ] && [ -z "$NO_COLOR" ]; then bold=$(tput bold 2>/dev/null || true); off=$(tput sgr0 2>/dev/null || true); fi
 say() { printf '\n%s== %s%s\n' "$bold" "$*" "$off"; }
 run() { printf '%s$ %s%s\n' "$bold" "$*" "$off"; "$@" || printf '(exit %d)\n' "$?"; }
 
