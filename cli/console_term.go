@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -268,6 +269,9 @@ var errStopped = errors.New("keyboard stopped")
 // poll in short slices so that it can see stop.
 func (k *keyboard) read(r io.Reader, fd int, buf []byte) (int, error) {
 	if fd < 0 {
+		if r == nil {
+			return 0, io.EOF // no stdin at all: nothing will ever be typed
+		}
 		return r.Read(buf)
 	}
 	for {
@@ -437,10 +441,13 @@ func (l *stampedLog) note(msg string) {
 	if !l.bol {
 		b = append(b, '\n')
 	}
-	b = append(b, l.now().Format(logStamp)...)
-	b = append(b, " # rmm: "...)
-	b = append(b, bytes.ReplaceAll([]byte(msg), []byte("\r\n"), []byte(" "))...)
-	b = append(b, '\n')
+	stamp := l.now().Format(logStamp)
+	for _, line := range strings.Split(strings.ReplaceAll(msg, "\r\n", "\n"), "\n") {
+		b = append(b, stamp...)
+		b = append(b, " # rmm: "...)
+		b = append(b, line...)
+		b = append(b, '\n')
+	}
 	l.bol = true
 	if _, err := l.w.Write(b); err != nil {
 		l.err = err

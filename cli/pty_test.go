@@ -248,3 +248,53 @@ func TestConsoleHangupClosesSession(t *testing.T) {
 	solIdle(t, h)
 	eventually(t, "ipmi session closed", 5*time.Second, func() bool { return h.IPMI.OpenSessions() == 0 })
 }
+
+// The terminal guard restores raw mode on a panic: in the goroutine that
+// entered raw mode (deferred restore) and in any console goroutine
+// (deferred onPanic, which restores and panics on).
+func TestTermGuardRestoresOnPanic(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatalf("pty: %v", err)
+	}
+	defer ptmx.Close()
+	defer tty.Close()
+	fd := int(tty.Fd())
+	get := func() unix.Termios {
+		tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *tio
+	}
+	before := get()
+	s := Test(nil, nil, nil)
+	s.InTTY, s.InFd = true, fd
+	for _, how := range []string{"restore", "onPanic"} {
+		t.Run(how, func(t *testing.T) {
+			g := newTermGuard(s)
+			var recovered any
+			func() {
+				defer func() { recovered = recover() }()
+				if how == "restore" {
+					defer g.restore()
+				} else {
+					defer g.onPanic()
+				}
+				if err := g.makeRaw(); err != nil {
+					t.Fatal(err)
+				}
+				if get() == before {
+					t.Fatal("makeRaw changed nothing")
+				}
+				panic("boom")
+			}()
+			if recovered != "boom" {
+				t.Errorf("the panic was swallowed or changed: %v", recovered)
+			}
+			if after := get(); after != before {
+				t.Errorf("terminal left changed after a panic:\nbefore %+v\nafter  %+v", before, after)
+			}
+		})
+	}
+}
