@@ -9,6 +9,10 @@
 //	rmm-report: <key>=<value>
 //
 // (for example "rmm-report: dns-queries=0"); the last value per key wins.
+//
+// It ends with the totals CI cares about, in one block: DNS queries the
+// no-DNS proof counted (must be 0), fault cases passed, fuzz targets, and
+// interop checks passed against independent implementations.
 package main
 
 import (
@@ -36,11 +40,12 @@ type event struct {
 type testKey struct{ pkg, test string }
 
 func main() {
-	fuzzTime := flag.String("fuzztime", "10s", "how long to run each fuzz target (0 to skip)")
+	fuzzTime := flag.String("fuzztime", "10s", "how long to run each fuzz target (0 to skip running them; they are still counted)")
 	fuzzOnly := flag.Bool("fuzz-only", false, "only run the fuzz targets")
 	flag.Parse()
 
 	ok := true
+	var st stats
 	if !*fuzzOnly {
 		if flag.NArg() != 1 {
 			fmt.Fprintln(os.Stderr, "usage: testreport [-fuzztime D] test.json")
@@ -51,22 +56,60 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		ok = report(f, os.Stdout)
+		st = report(f, os.Stdout)
+		ok = st.ok
 		f.Close()
 	}
-	if *fuzzTime != "0" && *fuzzTime != "0s" {
-		if !fuzz(*fuzzTime, os.Stdout) {
-			ok = false
-		}
+	targets, err := fuzzTargets()
+	if err != nil {
+		fmt.Fprintf(os.Stdout, "fuzz: listing targets: %v\n", err)
+		ok = false
+	}
+	run := *fuzzTime != "0" && *fuzzTime != "0s"
+	if run && !fuzz(targets, *fuzzTime, os.Stdout) {
+		ok = false
+	}
+	if !*fuzzOnly {
+		totals(os.Stdout, st, len(targets), run, *fuzzTime)
 	}
 	if !ok {
 		os.Exit(1)
 	}
 }
 
+// stats is what the summary's totals need from the test run.
+type stats struct {
+	ok                   bool
+	interop, interopSkip int
+	faults               int
+	dns                  string // "" when the no-DNS proof did not report
+}
+
+// totals prints the closing block: the four numbers CI reads first.
+func totals(w io.Writer, st stats, fuzzTargets int, ran bool, fuzzTime string) {
+	fmt.Fprintln(w, "\n== totals")
+	dns := st.dns
+	if dns == "" {
+		dns = "not reported (the no-DNS proof did not run: not root, or skipped)"
+	}
+	fmt.Fprintf(w, "  DNS queries by rmm:     %s\n", dns)
+	fmt.Fprintf(w, "  fault cases passed:     %d\n", st.faults)
+	how := "not run (-fuzztime 0)"
+	if ran {
+		how = "run " + fuzzTime + " each"
+	}
+	fmt.Fprintf(w, "  fuzz targets:           %d, %s\n", fuzzTargets, how)
+	fmt.Fprintf(w, "  interop checks passed:  %d (skipped: %d)\n", st.interop, st.interopSkip)
+	result := "PASS"
+	if !st.ok {
+		result = "FAIL"
+	}
+	fmt.Fprintf(w, "  tests:                  %s\n", result)
+}
+
 var reportLine = regexp.MustCompile(`rmm-report: ([a-z0-9_-]+)=(\S+)`)
 
-func report(r io.Reader, w io.Writer) bool {
+func report(r io.Reader, w io.Writer) stats {
 	results := map[testKey]string{}
 	output := map[testKey][]string{}
 	pkgResult := map[string]string{}
@@ -181,7 +224,7 @@ func report(r io.Reader, w io.Writer) bool {
 			}
 		}
 	}
-	return failed == 0 && !pkgFail
+	return stats{ok: failed == 0 && !pkgFail, interop: interop, interopSkip: interopSkipped, faults: faults, dns: values["dns-queries"]}
 }
 
 func short(p string) string { return strings.TrimPrefix(p, "github.com/rmm-project/rmm/") }
@@ -197,15 +240,27 @@ func skipReason(lines []string) string {
 	return "(no reason given)"
 }
 
-// fuzz runs every Fuzz target in the module for d each.
-func fuzz(d string, w io.Writer) bool {
-	out, err := exec.Command("go", "test", "-list", "^Fuzz", "./...").Output()
+// fuzzTarget is one Fuzz function and its package.
+type fuzzTarget struct{ pkg, name string }
+
+// fuzzTargets lists every Fuzz target in the module. A package that does
+// not build is an error, but the targets of the others are still returned.
+func fuzzTargets() ([]fuzzTarget, error) {
+	cmd := exec.Command("go", "test", "-list", "^Fuzz", "./...")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		fmt.Fprintf(w, "fuzz: listing targets: %v\n", err)
-		return false
+		// Name the packages that failed, so the count's gap is explained.
+		var failed []string
+		for _, line := range strings.Split(string(out)+stderr.String(), "\n") {
+			if strings.HasPrefix(line, "FAIL") || strings.Contains(line, "build failed") {
+				failed = append(failed, strings.TrimSpace(line))
+			}
+		}
+		err = fmt.Errorf("%w: %s", err, strings.Join(failed, "; "))
 	}
-	type target struct{ pkg, name string }
-	var targets []target
+	var targets []fuzzTarget
 	var pending []string
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
@@ -214,11 +269,16 @@ func fuzz(d string, w io.Writer) bool {
 			pending = append(pending, f[0])
 		case len(f) >= 2 && f[0] == "ok":
 			for _, n := range pending {
-				targets = append(targets, target{f[1], n})
+				targets = append(targets, fuzzTarget{f[1], n})
 			}
 			pending = nil
 		}
 	}
+	return targets, err
+}
+
+// fuzz runs every target for d each.
+func fuzz(targets []fuzzTarget, d string, w io.Writer) bool {
 	fmt.Fprintf(w, "\n== fuzz targets: %d, %s each\n", len(targets), d)
 	ok := true
 	for _, t := range targets {
