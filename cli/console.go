@@ -50,7 +50,7 @@ const untilWindow = 8 << 10
 func newConsoleCmd(env *Env, g *globalOptions) *cobra.Command {
 	o := &consoleOptions{env: env, g: g}
 	cmd := &cobra.Command{
-		Use:   "console HOST | console SELECTOR --capture DURATION",
+		Use:   "console HOST | SELECTOR --capture DURATION",
 		Short: "Serial console (IPMI Serial-over-LAN): interactive, or captured for scripts",
 		Long: `Attach to a host's serial console through its BMC's IPMI Serial-over-LAN,
 spoken natively by rmm (no ipmitool process), to read a kernel panic, log
@@ -325,7 +325,8 @@ const (
 	endInterrupted                   // SIGINT/SIGTERM/SIGHUP
 	endDropped                       // the BMC stopped answering: reconnect
 	endTakenOver                     // another session took the console
-	endTerminal                      // the local terminal is gone
+	endTerminal                      // the local terminal failed
+	endHangup                        // the local terminal hung up: like SIGHUP
 )
 
 // consoleInteractive runs one interactive console, reconnecting after
@@ -381,6 +382,12 @@ func consoleInteractive(ctx context.Context, o *consoleOptions, f *fleet, h *inv
 			guard.restore()
 			scr.note("interrupted: console to %s closed", h.Name)
 			return silentExit(ExitInterrupted)
+		case endHangup:
+			// Whether SIGHUP or the dead terminal is noticed first, the
+			// outcome is the same: session closed, exit as on a signal.
+			guard.restore()
+			scr.note("the terminal hung up: console to %s closed", h.Name)
+			return silentExit(ExitInterrupted)
 		case endTerminal:
 			guard.restore()
 			return target.Wrap("console", cause)
@@ -404,7 +411,7 @@ func consoleInteractive(ctx context.Context, o *consoleOptions, f *fleet, h *inv
 			wait := min(time.Second<<(tries-1), 8*time.Second)
 			scr.note("reconnecting in %s (attempt %d of %d); %s. to give up", wait, tries, o.reconnect, esc)
 			switch waitOrKey(ctx, kb, wait, scr, o.esc) {
-			case endInterrupted:
+			case endInterrupted, endHangup:
 				guard.restore()
 				scr.note("interrupted: console to %s closed", h.Name)
 				return silentExit(ExitInterrupted)
@@ -449,7 +456,12 @@ func waitOrKey(ctx context.Context, kb *keyboard, d time.Duration, scr *screen, 
 			return endDropped
 		case ev := <-kb.events:
 			switch ev.kind {
-			case keyQuit, keyEOF:
+			case keyEOF:
+				if errors.Is(ev.err, errHangup) {
+					return endHangup
+				}
+				return endQuit
+			case keyQuit:
 				return endQuit
 			case keyHelp:
 				scr.note("%s", strings.TrimSuffix(escapeHelp(esc), "\n"))
@@ -533,7 +545,15 @@ func serveConsole(ctx context.Context, lc *liveConsole, kb *keyboard, scr *scree
 		}
 		lc.close(ctx) // ends a blocked Write and Read
 		<-writerDone
-		wg.Wait()
+		// The reader ends with the console, unless it is stuck writing to
+		// a terminal that stopped reading; the BMC session is closed
+		// already, so do not hang on it.
+		readerDone := make(chan struct{})
+		go func() { wg.Wait(); close(readerDone) }()
+		select {
+		case <-readerDone:
+		case <-time.After(5 * time.Second):
+		}
 		return end, cause
 	}
 	classify := func(err error) (sessionEnd, error) {
@@ -579,7 +599,10 @@ func serveConsole(ctx context.Context, lc *liveConsole, kb *keyboard, scr *scree
 			case keyQuit:
 				return finish(endQuit, nil, true)
 			case keyEOF:
-				if ev.err != nil {
+				switch {
+				case errors.Is(ev.err, errHangup):
+					return finish(endHangup, ev.err, false)
+				case ev.err != nil:
 					return finish(endTerminal, ev.err, true)
 				}
 				return finish(endQuit, nil, true)

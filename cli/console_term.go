@@ -251,7 +251,12 @@ func startKeyboard(s *IOStreams, esc byte, guard *termGuard) *keyboard {
 						return
 					}
 				}
-				if errors.Is(err, io.EOF) {
+				switch {
+				case s.InTTY && fd >= 0:
+					// A raw terminal never reads as ended (Ctrl-D is a key
+					// for the host): EOF or EIO means it hung up.
+					err = errHangup
+				case errors.Is(err, io.EOF):
 					err = nil
 				}
 				k.send(keyEvent{kind: keyEOF, err: err})
@@ -264,6 +269,9 @@ func startKeyboard(s *IOStreams, esc byte, guard *termGuard) *keyboard {
 
 // errStopped ends the read loop when stop was called.
 var errStopped = errors.New("keyboard stopped")
+
+// errHangup is the terminal going away (the ssh connection dropped).
+var errHangup = errors.New("the terminal hung up")
 
 // read returns the next bytes typed. On a file descriptor it waits with
 // poll in short slices so that it can see stop.
