@@ -34,15 +34,20 @@ var auditHosts = []testHost{
 	{name: "second-proto-bad", protocols: "[ipmi, redfish]", vendor: "supermicro",
 		extra: "    redfish: {fingerprint: 0000000000000000000000000000000000000000000000000000000000000000}"},
 	{name: "panicked", protocols: "[ipmi]", scenarios: "[panicked]"},
-	{name: "overheat", protocols: "[redfish]", vendor: "hpe", scenarios: "[overheat]"},
+	{name: "overheat", protocols: "[ipmi]", scenarios: "[overheat]"},
+	{name: "powered-off", protocols: "[ipmi]", extra: "    expect: {power: on}"},
+	// HPE's tree says Storage is critical: audit does not care either.
+	{name: "rollup-only", protocols: "[redfish]", vendor: "hpe"},
 }
 
 // Every scenario in every format: the row, the exit code, the summary.
-// Audit is about reachability, login and identity; a panicked or hot host
-// whose BMC answers passes (that is rmm health's business).
+// Audit is about reachability, login and identity; a panicked, hot or
+// powered-off host whose BMC answers passes (that is rmm health's
+// business).
 func TestAuditScenarios(t *testing.T) {
 	t.Parallel()
 	tf := newTestFleet(t, auditHosts...)
+	tf.host("powered-off").Machine.SetPower(false)
 	want := map[string]struct {
 		result             bmc.Outcome
 		ping, tcp          string
@@ -57,7 +62,9 @@ func TestAuditScenarios(t *testing.T) {
 		"replaced":         {bmc.OutcomeIdentityMismatch, "ok", "", "ok", "", "mismatch"},
 		"second-proto-bad": {bmc.OutcomeAuthFailed, "ok", "ok", "ok", "cert changed", "not recorded"},
 		"panicked":         {bmc.OutcomeOK, "ok", "", "ok", "", "not recorded"},
-		"overheat":         {bmc.OutcomeOK, "", "ok", "", "ok", "not recorded"},
+		"overheat":         {bmc.OutcomeOK, "ok", "", "ok", "", "not recorded"},
+		"powered-off":      {bmc.OutcomeOK, "ok", "", "ok", "", "not recorded"},
+		"rollup-only":      {bmc.OutcomeOK, "", "ok", "", "ok", "not recorded"},
 	}
 
 	formats := []string{FormatTable, FormatJSON, FormatCSV}
@@ -67,7 +74,7 @@ func TestAuditScenarios(t *testing.T) {
 		if r.code != ExitFailed {
 			t.Fatalf("-o %s: exit %d, want %d\n%s", f, r.code, ExitFailed, r.stderr)
 		}
-		if !strings.Contains(r.stderr, "5 of 10 hosts failed") {
+		if !strings.Contains(r.stderr, "5 of 12 hosts failed") {
 			t.Errorf("-o %s: no summary line:\n%s", f, r.stderr)
 		}
 		runs[f] = r

@@ -45,6 +45,8 @@ type runningExporter struct {
 	stderr *lockedBuffer
 	cancel context.CancelFunc
 	done   chan error
+	// client never uses a proxy (and the URL is an IP literal: no DNS).
+	client *http.Client
 }
 
 // startExporter runs exporterRun on a listener the test opened on a
@@ -66,9 +68,11 @@ func startExporter(t *testing.T, tf *testFleet, set func(o *exporterOptions)) *r
 		set(o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &runningExporter{url: "http://" + ln.Addr().String(), stderr: stderr, cancel: cancel, done: make(chan error, 1)}
+	e := &runningExporter{url: "http://" + ln.Addr().String(), stderr: stderr, cancel: cancel, done: make(chan error, 1),
+		client: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 30 * time.Second}}
 	go func() { e.done <- exporterRun(ctx, o) }()
 	t.Cleanup(func() {
+		e.client.CloseIdleConnections()
 		cancel()
 		select {
 		case <-e.done:
@@ -107,9 +111,7 @@ func (e *runningExporter) get(t *testing.T, path string, timeout string) (int, s
 	if timeout != "" {
 		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeout)
 	}
-	// Never a proxy, never DNS: the URL is an IP literal.
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -310,7 +312,7 @@ func TestExporterGracefulShutdownWithProbeInFlight(t *testing.T) {
 	e := startExporter(t, tf, func(o *exporterOptions) { o.timeout = 60 * time.Second })
 	got := make(chan int, 1)
 	go func() {
-		resp, err := http.Get(e.url + "/probe?target=stuck")
+		resp, err := e.client.Get(e.url + "/probe?target=stuck")
 		if err != nil {
 			got <- -1
 			return

@@ -390,6 +390,14 @@ func TestHealthExitCodes(t *testing.T) {
 		})
 	}
 
+	t.Run("--problems lists only hosts that are not OK", func(t *testing.T) {
+		r := tf.rmm("health", "fine,warm", "--problems")
+		rows := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if r.code != NagiosWarning || len(rows) != 3 || !strings.HasPrefix(rows[2], "warm ") {
+			t.Errorf("exit %d:\n%s", r.code, r.stdout)
+		}
+	})
+
 	t.Run("interrupted", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(300*time.Millisecond, cancel)
