@@ -50,6 +50,10 @@ type Options struct {
 	// counts from 1) and drops it on true. DropOut does the same for
 	// packets the BMC sends.
 	DropIn, DropOut func(n int) bool
+	// DelayOut, when set, holds the nth packet the BMC sends back for the
+	// duration it returns (the BMC has already acted on the request): a
+	// slow BMC, or one answer that is late.
+	DelayOut func(n int) time.Duration
 	// UserPrivilege is admin's maximum privilege; 0 means ADMINISTRATOR.
 	UserPrivilege gobmc.PrivilegeLevel
 	// GUID is the System GUID; zero means a fixed time-based GUID.
@@ -183,7 +187,7 @@ func New(o Options) (*BMC, error) {
 		return nil, fmt.Errorf("testbmc: listen %s: %w", ap, err)
 	}
 	t.Addr = ap
-	t.conn = &wireConn{PacketConn: udp.Wrap(uc), udp: uc, dropIn: o.DropIn, dropOut: o.DropOut}
+	t.conn = &wireConn{PacketConn: udp.Wrap(uc), udp: uc, dropIn: o.DropIn, dropOut: o.DropOut, delayOut: o.DelayOut}
 	t.srv = server.NewServer(b, t.conn, server.WithHandlerRegistry(reg))
 	go func() {
 		defer close(t.done)
