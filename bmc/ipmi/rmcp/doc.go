@@ -25,10 +25,17 @@
 //     packets are checked against a sliding window and, when integrity was
 //     negotiated, against their AuthCode; a packet that fails is dropped and
 //     counted, never acted on.
-//   - Retransmissions are bounded, back off (250 ms, doubling, capped at 2 s)
-//     and stay inside the context deadline. A retransmitted request keeps its
-//     IPMI sequence number, so the answer to an earlier copy still counts;
-//     answers to nothing we asked are discarded, not errors.
+//   - Retransmissions are bounded, back off and stay inside the context
+//     deadline: commands from 250 ms (doubling, capped at 2 s), session
+//     setup from 1 s (capped at 4 s), because every copy of an Open Session
+//     Request costs the BMC a session slot. A retransmitted request keeps
+//     its IPMI sequence number, so the answer to an earlier copy still
+//     counts; answers to nothing we asked are discarded, not errors.
+//   - No session is left on the BMC by a handshake that fails: a half-open
+//     one (after Open Session) is freed with a RAKP 3 error status, one the
+//     BMC may have activated (after RAKP 3) gets Close Session, and the
+//     extra sessions a retransmitted Open Session Request allocated are
+//     freed as their answers arrive.
 //   - No goroutine outlives a call, except the one pump goroutine of an open
 //     SOL console, which Close stops.
 //   - Get Channel Payload Support (0x4E) is never sent: it crashes ipmi_sim

@@ -1,6 +1,7 @@
 package rmcp
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -14,11 +15,12 @@ import (
 	"github.com/rmm-project/rmm/bmc"
 )
 
-// Retransmission schedule. The first retry comes after 250 ms (a LAN round
-// trip to a BMC is a few ms; a busy one answers within 100 ms), each later
-// one waits twice as long up to 2 s, and at most maxAttempts copies go out,
-// all inside the caller's deadline. Without a deadline a request gets
-// defaultBudget.
+// Retransmission schedule for commands in a session. The first retry comes
+// after 250 ms (a LAN round trip to a BMC is a few ms; a busy one answers
+// within 100 ms), each later one waits twice as long up to 2 s, and at most
+// maxAttempts copies go out, all inside the caller's deadline. Without a
+// deadline a request gets defaultBudget. A retransmitted read costs the BMC
+// nothing; commands that act use DoOnce.
 const (
 	defaultFirstRTO = 250 * time.Millisecond
 	maxRTO          = 2 * time.Second
@@ -26,9 +28,26 @@ const (
 	defaultBudget   = 10 * time.Second
 )
 
+// Retransmission schedule for session setup (Open Session, RAKP 1, RAKP 3):
+// 1 s, then 2 s, then 4 s, as ipmitool and FreeIPMI wait about a second.
+// Every Open Session Request a BMC receives allocates a session slot (16 to
+// 64 on real BMCs) that a lost or ignored answer leaves half-open for the
+// inactivity timeout, a minute; a retransmitted RAKP 1 makes the BMC pick a
+// new random number, so only the answer to the latest copy counts. Against
+// a BMC answering in 300 ms, the command schedule made each open send 5
+// extra handshake packets, take 1.7 s instead of 1.2 s and leave one
+// half-open slot behind; with this one it sends none. The cap is higher
+// than the commands' because a BMC slower than the cap could never answer
+// the latest RAKP 1 before the next copy replaced it.
+const (
+	setupFirstRTO = time.Second
+	setupMaxRTO   = 4 * time.Second
+)
+
 // callOpts tune one exchange.
 type callOpts struct {
 	firstRTO time.Duration // 0 = defaultFirstRTO
+	maxRTO   time.Duration // 0 = maxRTO
 }
 
 // longAgo is a read deadline in the past: it makes a blocked Read return.
@@ -118,8 +137,8 @@ func (s *Session) exchange(ctx context.Context, what string, o callOpts,
 			}
 		}
 		rto *= 2
-		if rto > maxRTO {
-			rto = maxRTO
+		if limit := cmp.Or(o.maxRTO, maxRTO); rto > limit {
+			rto = limit
 		}
 	}
 	if ctx.Err() != nil {
@@ -286,6 +305,10 @@ func (s *Session) accept(b []byte) (types.PayloadType, []byte, bool) {
 			return 0, nil, false
 		}
 		return p.payloadType, p.payload, true
+	}
+	if p.sessionID == 0 && p.payloadType == types.PayloadTypeRmcpOpenSessionResponse && !p.authed && !p.encrypted {
+		// A late answer to a retransmitted Open Session Request.
+		s.stray(p.payload)
 	}
 	if p.authType != authTypeRMCPP || p.sessionID != s.consoleID {
 		s.stats.DroppedForeign++

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/bougou/go-ipmi/pkg/command/app"
 	ipmicrypto "github.com/bougou/go-ipmi/pkg/crypto"
@@ -137,6 +138,9 @@ func (s *Session) handshake(ctx context.Context, suite Suite, cfg Config, priv t
 	if s.consoleID == 0 {
 		s.consoleID = 1
 	}
+	if len(s.consoleIDs) < maxTracked {
+		s.consoleIDs = append(s.consoleIDs, s.consoleID)
+	}
 	var consoleRand [16]byte
 	copy(consoleRand[:], rnd[4:])
 
@@ -167,12 +171,20 @@ func (s *Session) handshake(ctx context.Context, suite Suite, cfg Config, priv t
 				osResp = rmcpplus.OpenSessionResponse{MessageTag: b[0], RmcpStatusCode: types.RmcpStatusCode(b[1])}
 				return true, nil
 			}
-			if err := osResp.Unpack(b); err != nil || osResp.RemoteConsoleSessionID != s.consoleID {
+			if err := osResp.Unpack(b); err != nil {
+				return false, nil
+			}
+			if osResp.RemoteConsoleSessionID != s.consoleID {
+				s.stray(b) // an earlier handshake's (a role fallback's) copy
 				return false, nil
 			}
 			return true, nil
 		})
 	if err != nil {
+		// Copies of the request may have reached the BMC and allocated
+		// sessions whose answers were lost or are late; their IDs are
+		// unknown, so nothing can be freed here. Late answers that do
+		// arrive before the socket closes are freed (see stray).
 		return err
 	}
 	if osResp.RmcpStatusCode != types.RmcpStatusCodeNoErrors {
@@ -218,6 +230,8 @@ func (s *Session) handshake(ctx context.Context, suite Suite, cfg Config, priv t
 			return r2.RemoteConsoleSessionID == s.consoleID, nil
 		})
 	if err != nil {
+		// The session is half-open on the BMC: free its slot now.
+		s.abandonRAKP(abandonStatus)
 		return err
 	}
 	if r2.RmcpStatusCode != types.RmcpStatusCodeNoErrors {
@@ -258,7 +272,12 @@ func (s *Session) handshake(ctx context.Context, suite Suite, cfg Config, priv t
 		func(tag uint8) []byte { r3.MessageTag = tag; return r3.Pack() },
 		types.PayloadTypeRAKPMessage4,
 		func(b []byte, t tags) (bool, error) {
-			if len(b) < 2 || b[0] != t.latest {
+			// Any of our tags: every copy of RAKP 3 carries the same proof
+			// for the same keys, so the BMC's answer to an earlier copy is
+			// as good as the latest's. Waiting for the latest only (as for
+			// RAKP 2) threw a valid RAKP 4 away and let deadlines expire
+			// on sessions the BMC had already activated.
+			if len(b) < 2 || !t.ours(b[0]) {
 				return false, nil
 			}
 			if shortError(b) {
@@ -271,6 +290,9 @@ func (s *Session) handshake(ctx context.Context, suite Suite, cfg Config, priv t
 			return r4.MgmtConsoleSessionID == s.consoleID, nil
 		})
 	if err != nil {
+		// The BMC may have activated the session on a copy of RAKP 3
+		// whose RAKP 4 is late or lost: it would stay open for a minute.
+		s.closeUnconfirmed(ctx, suite, k)
 		return err
 	}
 	if r4.RmcpStatusCode != types.RmcpStatusCodeNoErrors {
@@ -288,6 +310,9 @@ func (s *Session) handshake(ctx context.Context, suite Suite, cfg Config, priv t
 		return fmt.Errorf("%w: rakp 4: %w", bmc.ErrProtocol, err)
 	}
 	if subtle.ConstantTimeCompare(icv, r4.IntegrityCheckValue) != 1 {
+		// The BMC thinks the session is open; our keys may be wrong, so
+		// Close Session may not get through, and the abandon may.
+		s.closeUnconfirmed(ctx, suite, k)
 		return &AuthError{
 			Msg:  "the BMC's RAKP 4 integrity check value does not match the session keys",
 			hint: "the BMC may require a BMC key (Kg, two-key login), which rmm does not support",
@@ -340,12 +365,15 @@ func (s *Session) setup(ctx context.Context, what string, pack func(tag uint8) [
 		s.wbuf = appendV20Presession(s.wbuf[:0], pt, pack(t.latest))
 		return s.wbuf, nil
 	}
-	return s.exchange(ctx, what, callOpts{}, build, func(b []byte) (verdict, error) {
+	return s.exchange(ctx, what, callOpts{firstRTO: setupFirstRTO, maxRTO: setupMaxRTO}, build, func(b []byte) (verdict, error) {
 		pt, payload, ok := s.accept(b)
 		if !ok {
 			return keepWaiting, nil
 		}
 		if pt != want {
+			if pt == types.PayloadTypeRmcpOpenSessionResponse {
+				s.stray(payload)
+			}
 			s.stats.Stale++
 			return keepWaiting, nil
 		}
@@ -361,14 +389,77 @@ func (s *Session) setup(ctx context.Context, what string, pack func(tag uint8) [
 	})
 }
 
-// abandonRAKP sends RAKP 3 with an error status once, which makes the BMC
-// drop the half-open session at once (IPMI v2.0 §13.22) instead of holding
-// a slot of its session table until it times out. Best effort, no retries.
+// abandonStatus is the RAKP 3 status rmm sends when it gives up on a
+// handshake that did not fail at authentication (a timeout, a cancel, a
+// stray session): "insufficient resources", the console's side of it.
+const abandonStatus = types.RmcpStatusCodeNoResToCreateSess
+
+// maxTracked bounds the console IDs (one per handshake) and abandoned BMC
+// session IDs a Session remembers: a handful per Open.
+const maxTracked = 16
+
+// abandonRAKP sends RAKP 3 with an error status once for the session being
+// set up, which makes the BMC drop the half-open session at once (IPMI
+// v2.0 §13.22) instead of holding a slot of its session table until it
+// times out. Best effort, no retries.
 func (s *Session) abandonRAKP(status types.RmcpStatusCode) {
+	s.abandon(s.bmcID, status)
+}
+
+// abandon sends RAKP 3 with an error status for BMC session id, once and
+// unanswered (the BMC's RAKP 4 is dropped as stale).
+func (s *Session) abandon(id uint32, status types.RmcpStatusCode) {
+	if id == 0 {
+		return
+	}
+	if len(s.abandoned) < maxTracked {
+		s.abandoned = append(s.abandoned, id)
+	}
 	s.tag++
-	r3 := rmcpplus.RAKPMessage3{MessageTag: s.tag, RmcpStatusCode: status, ManagedSystemSessionID: s.bmcID}
-	s.wbuf = appendV20Presession(s.wbuf[:0], types.PayloadTypeRAKPMessage3, r3.Pack())
-	if _, err := s.conn.Write(s.wbuf); err == nil {
+	r3 := rmcpplus.RAKPMessage3{MessageTag: s.tag, RmcpStatusCode: status, ManagedSystemSessionID: id}
+	// A buffer of its own: this runs inside exchanges whose packet is in
+	// s.wbuf.
+	pkt := appendV20Presession(make([]byte, 0, 64), types.PayloadTypeRAKPMessage3, r3.Pack())
+	if _, err := s.conn.Write(pkt); err == nil {
 		s.stats.Sent++
+		s.stats.Abandoned++
+	}
+}
+
+// stray looks at an Open Session Response that arrived when no Open
+// Session exchange wanted it: the answer to a retransmitted copy of one of
+// our requests (the BMC allocated a session for every copy it received),
+// or to a role fallback's earlier handshake. Such a session would sit
+// half-open in the BMC's table for a minute; stray abandons it.
+func (s *Session) stray(payload []byte) {
+	var r rmcpplus.OpenSessionResponse
+	if len(payload) < 12 || payload[1] != 0 || r.Unpack(payload) != nil {
+		return
+	}
+	id := r.ManagedSystemSessionID
+	if id == 0 || id == s.bmcID || !slices.Contains(s.consoleIDs, r.RemoteConsoleSessionID) ||
+		slices.Contains(s.abandoned, id) {
+		return
+	}
+	s.abandon(id, abandonStatus)
+}
+
+// closeUnconfirmed ends a handshake that failed after RAKP 3 went out: the
+// BMC may have activated the session (on any copy of RAKP 3) without its
+// RAKP 4 reaching us. It sends Close Session inside the session with the
+// keys just derived, under its own short deadline (the caller's context
+// may be what ended the handshake), and when that is not answered, the
+// RAKP 3 abandon, which frees the session if the BMC never activated it.
+func (s *Session) closeUnconfirmed(ctx context.Context, suite Suite, k *keys) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeBudget)
+	defer cancel()
+	s.suite, s.k, s.active = suite, k, true
+	id := []byte{byte(s.bmcID), byte(s.bmcID >> 8), byte(s.bmcID >> 16), byte(s.bmcID >> 24)}
+	_, err := s.call(cctx, types.CommandCloseSession, id, callOpts{})
+	s.suite, s.k, s.active = Suite{}, nil, false
+	s.in = window{}
+	var ce *CompletionError
+	if err != nil && !errors.As(err, &ce) {
+		s.abandonRAKP(abandonStatus)
 	}
 }

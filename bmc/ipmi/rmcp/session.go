@@ -42,6 +42,7 @@ type Stats struct {
 	DroppedWindow    int // sequence number replayed or out of the window
 	DroppedForeign   int // another session ID, or a packet type we did not expect
 	Stale            int // valid answers to requests no longer waited for
+	Abandoned        int // half-open BMC sessions freed with a RAKP 3 error status
 }
 
 // Session is an open RMCP+ session with one BMC.
@@ -63,8 +64,12 @@ type Session struct {
 	curPriv   types.PrivilegeLevel // what Set Session Privilege Level confirmed
 	consoleID uint32               // our session ID (BMC puts it in its packets)
 	bmcID     uint32               // the BMC's session ID (we put it in ours)
-	active    bool                 // RAKP 4 verified
-	closed    bool
+	// consoleIDs are every console session ID this Session's handshakes
+	// used, abandoned the BMC sessions freed with a RAKP 3 error: how
+	// stray Open Session Responses are recognised, once each.
+	consoleIDs, abandoned []uint32
+	active                bool // RAKP 4 verified
+	closed                bool
 
 	k      *keys
 	outSeq uint32 // last session sequence number sent
@@ -234,6 +239,10 @@ func (s *Session) ensurePrivilege(ctx context.Context, level types.PrivilegeLeve
 	return nil
 }
 
+// closeBudget bounds Close Session (and the cleanup of a handshake that
+// failed after RAKP 3): two copies on the command schedule.
+const closeBudget = 500 * time.Millisecond
+
 // Close ends the session: Close Session best effort, under its own 500 ms
 // deadline even when ctx is already cancelled (a session left open holds a
 // slot in the BMC's small table for a minute), then the socket. Close
@@ -255,7 +264,7 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	if s.active {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeBudget)
 		id := []byte{byte(s.bmcID), byte(s.bmcID >> 8), byte(s.bmcID >> 16), byte(s.bmcID >> 24)}
 		_, _ = s.call(cctx, types.CommandCloseSession, id, callOpts{})
 		cancel()
