@@ -22,11 +22,14 @@ var engine = &bmc.Engine{Providers: map[bmc.Protocol]bmc.ProviderFunc{
 
 // target addresses h over one protocol, expecting id.
 func target(h *Host, p bmc.Protocol, id bmc.Identity) bmc.Target {
-	return bmc.Target{
+	t := bmc.Target{
 		Name: h.Spec.Name, Addr: h.Spec.Addr, IPMIPort: h.IPMIAddr().Port(), RedfishPort: h.RedfishAddr().Port(),
-		Protocols: []bmc.Protocol{p}, Username: h.Spec.Username, Password: secret.New(h.Spec.Password),
-		TLS: bmc.TLSConfig{Fingerprint: h.Redfish.Fingerprint()}, Expect: id,
+		Protocols: []bmc.Protocol{p}, Username: h.Spec.Username, Password: secret.New(h.Spec.Password), Expect: id,
 	}
+	if h.Redfish != nil {
+		t.TLS.Fingerprint = h.Redfish.Fingerprint()
+	}
+	return t
 }
 
 // TestIdentityAcrossProtocols: one machine, one identity. rmm's IPMI

@@ -106,6 +106,7 @@ func (p *packetConn) ReadFrom(buf []byte) (int, net.Addr, error) {
 		if f.SessionTableFull && p.refuseOpenSession(buf[:n], addr) {
 			continue
 		}
+		p.s.sess.sniffInbound(buf[:n])
 		return n, addr, nil
 	}
 }

@@ -45,7 +45,8 @@ type Stats struct {
 	SessionsExpired uint64
 	// AuthFailures is handshakes refused at RAKP 2 or 4 (bad user or
 	// password, or the console rejecting the BMC's RAKP 2, as it does when
-	// its password differs from the BMC's).
+	// its password differs from the BMC's), not handshakes a console
+	// abandoned for other reasons.
 	AuthFailures uint64
 	// SessionsRefused is Open Session Requests answered "insufficient
 	// resources" (table full, real or injected).
@@ -192,12 +193,45 @@ func (b *sessionBook) sniffOutbound(s *BMC, pkt []byte, to net.Addr) {
 		}
 	case payloadRAKP4:
 		if p[1] != 0 {
-			b.mu.Lock()
-			b.authFailed++
-			b.mu.Unlock()
+			if authStatus(p[1]) {
+				b.mu.Lock()
+				b.authFailed++
+				b.mu.Unlock()
+			}
 			return
 		}
 		b.established(s, le32(p[4:8]), addr)
+	}
+}
+
+// authStatus reports whether an RMCP+ status code in RAKP 4 says the
+// handshake failed authentication (IPMI v2.0 table 13-15): a bad name,
+// role, proof or GUID. Other codes answer a console that gave up on a
+// handshake (RAKP 3 with "insufficient resources", say, when its deadline
+// passed, or to free the slot a retransmitted Open Session Request took);
+// those are not authentication failures.
+func authStatus(code byte) bool {
+	switch code {
+	case 0x09, 0x0a, 0x0c, 0x0d, 0x0e, 0x0f: // role, name length, name, GUID, proof
+		return true
+	}
+	return false
+}
+
+// sniffInbound watches requests on their way in: a RAKP 3 with an error
+// status closes the session it names in go-ipmi's BMC, in whatever state
+// (a console freeing a handshake it gave up on), which is the client's
+// doing, not an expiry.
+func (b *sessionBook) sniffInbound(pkt []byte) {
+	payloadType, p, ok := rmcpPlusSessionless(pkt)
+	if !ok || payloadType != payloadRAKP3 || len(p) < 8 || p[1] == 0 {
+		return
+	}
+	id := le32(p[4:8])
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, open := b.open[id]; open {
+		b.byClient[id] = true
 	}
 }
 

@@ -84,6 +84,64 @@ func TestSessionCounters(t *testing.T) {
 	}
 }
 
+// rakp3Abandon is a RAKP Message 3 with an error status for BMC session
+// id: a console giving up on a handshake.
+func rakp3Abandon(id uint32, status byte) []byte {
+	p := []byte{0x07, status, 0, 0, 0, 0, 0, 0}
+	binary.LittleEndian.PutUint32(p[4:], id)
+	hdr := []byte{0x06, 0x00, 0xff, 0x07, 0x06, payloadRAKP3, 0, 0, 0, 0, 0, 0, 0, 0, byte(len(p)), 0}
+	return append(hdr, p...)
+}
+
+// TestAbandonedHandshakes: a console that frees a handshake with a RAKP 3
+// error status (rmm does when its deadline passes, and for the sessions a
+// retransmitted Open Session Request allocated) is neither an
+// authentication failure nor, when the session was already active, an
+// expiry.
+func TestAbandonedHandshakes(t *testing.T) {
+	b := startBMC(t, nil)
+	resp := rawExchange(t, b.Addr(), openSessionRequest(0xc0ffee02), 2*time.Second)
+	if len(resp) < 28 || resp[17] != 0 {
+		t.Fatalf("open session response %x", resp)
+	}
+	if st := b.Stats(); st.SessionsHalfOpen != 1 {
+		t.Fatalf("before abandoning: %+v", st)
+	}
+	id := binary.LittleEndian.Uint32(resp[24:28])
+	if r := rawExchange(t, b.Addr(), rakp3Abandon(id, 0x01), 2*time.Second); len(r) < 18 || r[5]&0x3f != payloadRAKP4 || r[17] != 0x01 {
+		t.Fatalf("rakp 4 %x", r)
+	}
+	if st := b.Stats(); st.SessionsHalfOpen != 0 || st.AuthFailures != 0 {
+		t.Fatalf("after abandoning a half-open handshake: %+v", st)
+	}
+
+	c := dial(t, b, types.CipherSuiteID17)
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = c.Close(ctx) // the BMC has forgotten the session; only the socket is left
+	}()
+	b.sess.mu.Lock()
+	var open uint32
+	for k := range b.sess.open {
+		open = k
+	}
+	b.sess.mu.Unlock()
+	rawExchange(t, b.Addr(), rakp3Abandon(open, 0x01), 2*time.Second)
+	if st := b.Stats(); st.SessionsOpen != 0 || st.SessionsClosed != 1 || st.SessionsExpired != 0 || st.AuthFailures != 0 {
+		t.Fatalf("after abandoning an active session: %+v", st)
+	}
+
+	for _, tc := range []struct {
+		status byte
+		auth   bool
+	}{{0x01, false}, {0x02, false}, {0x0d, true}, {0x0f, true}, {0x09, true}, {0x0a, true}, {0x11, false}} {
+		if authStatus(tc.status) != tc.auth {
+			t.Errorf("status %#02x: authentication failure %v, want %v", tc.status, !tc.auth, tc.auth)
+		}
+	}
+}
+
 func TestSessionExpiry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the BMC's inactivity eviction (about 5 s)")
