@@ -500,7 +500,7 @@ func healthRun(ctx context.Context, o *healthOptions) error {
 	if err != nil {
 		// Usage errors (2 elsewhere) and inventory errors are UNKNOWN here.
 		var ee *ExitError
-		if !errors.As(err, &ee) {
+		if !errors.As(err, &ee) || ee.Err == nil {
 			ee = &ExitError{Err: err}
 		}
 		ee = &ExitError{Code: NagiosUnknown, Err: ee.Err, Silent: ee.Silent}
@@ -574,7 +574,9 @@ func healthCollect(ctx context.Context, o *healthOptions) (*healthReport, error)
 		rep.Summary.count(hh.Status)
 		rep.Status = worse(rep.Status, hh.Status)
 	}
-	if len(rep.Hosts) == 0 {
+	if len(rep.Hosts) == 0 || ctx.Err() != nil {
+		// An interrupted run is no verdict: the status line says UNKNOWN,
+		// as the exit code does.
 		rep.Status = stateUnknown
 	}
 	if o.saveState && len(updates) > 0 {

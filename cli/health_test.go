@@ -402,8 +402,8 @@ func TestHealthExitCodes(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(300*time.Millisecond, cancel)
 		r := tf.run(ctx, "", false, "health", "--timeout", "5s")
-		if r.code != NagiosUnknown {
-			t.Fatalf("exit %d, want UNKNOWN\n%s", r.code, r.stderr)
+		if r.code != NagiosUnknown || !strings.HasPrefix(r.stdout, "RMM UNKNOWN - ") {
+			t.Fatalf("exit %d, want UNKNOWN\n%s%s", r.code, r.stdout, r.stderr)
 		}
 	})
 }
