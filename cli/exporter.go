@@ -79,8 +79,8 @@ a Prometheus file_sd target list for a selector and exits.
 
 Each probe gets Prometheus's scrape timeout (X-Prometheus-Scrape-Timeout-
 Seconds) less 0.5 s, at most --timeout, and at most --max-concurrent probes
-talk to BMCs at once; a probe that cannot start before its deadline is
-answered 503. The probe runs the same checks as rmm health; the SEL has no
+talk to BMCs at once, one per BMC; a probe that cannot start before its
+deadline is answered 503. The probe runs the same checks as rmm health; the SEL has no
 "new since the last run" here (Prometheus keeps the history): the exporter
 reports entry counts and the newest critical event's time stamp instead.
 No password appears in any metric, label, log line or error page.
@@ -186,9 +186,11 @@ func exporterRun(ctx context.Context, o *exporterOptions) error {
 
 // exporter serves probes for a fixed set of inventory hosts.
 type exporter struct {
-	o      *exporterOptions
-	f      *fleet
-	hosts  map[string]*inventory.Host
+	o     *exporterOptions
+	f     *fleet
+	hosts map[string]*inventory.Host
+	// busy holds one slot per host; sem the --max-concurrent slots.
+	busy   map[string]chan struct{}
 	sem    chan struct{}
 	scrub  func(string) string
 	errLog io.Writer
@@ -201,7 +203,7 @@ type exporter struct {
 
 func newExporter(o *exporterOptions, f *fleet, hosts []*inventory.Host) *exporter {
 	e := &exporter{
-		o: o, f: f, hosts: make(map[string]*inventory.Host, len(hosts)),
+		o: o, f: f, hosts: make(map[string]*inventory.Host, len(hosts)), busy: make(map[string]chan struct{}, len(hosts)),
 		sem: make(chan struct{}, o.maxConcurrent), scrub: newStringScrubber(o.env.IO.Scrub).scrub,
 		errLog: o.env.IO.ErrOut,
 		reg:    prometheus.NewRegistry(),
@@ -221,6 +223,7 @@ func newExporter(o *exporterOptions, f *fleet, hosts []*inventory.Host) *exporte
 	}
 	for _, h := range hosts {
 		e.hosts[h.Name] = h
+		e.busy[h.Name] = make(chan struct{}, 1)
 	}
 	for _, r := range []string{"ok", "warning", "critical", "unknown", "bad_target", "overloaded"} {
 		e.probes.WithLabelValues(r)
@@ -279,6 +282,18 @@ func (e *exporter) probe(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), e.budget(r))
 	defer cancel()
+	// One probe per BMC at a time (two Prometheus replicas scrape every
+	// target: IPMI BMCs cancel each other's SDR reservations and have few
+	// session slots), then one of --max-concurrent slots.
+	busy := e.busy[h.Name]
+	select {
+	case busy <- struct{}{}:
+		defer func() { <-busy }()
+	case <-ctx.Done():
+		e.probes.WithLabelValues("overloaded").Inc()
+		http.Error(w, "another probe of this host did not finish before the scrape deadline", http.StatusServiceUnavailable)
+		return
+	}
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -286,10 +301,11 @@ func (e *exporter) probe(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no free probe slot before the scrape deadline (--max-concurrent %d)", cap(e.sem)), http.StatusServiceUnavailable)
 		return
 	}
-	e.inFlight.Inc()
-	hh := checkHost(ctx, e.f, h)
-	e.inFlight.Dec()
-	<-e.sem
+	hh := func() hostHealth {
+		e.inFlight.Inc()
+		defer func() { e.inFlight.Dec(); <-e.sem }()
+		return checkHost(ctx, e.f, h)
+	}()
 	if hh.selErr != nil {
 		hh.addSorted(checkSEL, stateUnknown, "cannot read: "+shortErr(hh.selErr))
 		hh.settle()

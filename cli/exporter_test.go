@@ -304,6 +304,32 @@ func TestExporterConcurrencyLimit(t *testing.T) {
 	}
 }
 
+// Two Prometheus replicas probing one IPMI BMC at the same moment both get
+// a full answer: probes of one host take turns (at once, each would cancel
+// the other's SDR reservation and the sensors would read UNKNOWN).
+func TestExporterProbesOfOneHostTakeTurns(t *testing.T) {
+	t.Parallel()
+	tf := newTestFleet(t, testHost{name: "shared", protocols: "[ipmi]", scenarios: "[slow]", delay: "5ms"})
+	e := startExporter(t, tf, nil)
+	const n = 4
+	bodies := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, bodies[i] = e.get(t, "/probe?target=shared", "10")
+		}()
+	}
+	wg.Wait()
+	for i, b := range bodies {
+		mfs := parseMetrics(t, b)
+		if v, ok := metricValue(mfs, "rmm_bmc_health_status", map[string]string{"host": "shared", "check": "sensors"}); !ok || v != 0 {
+			t.Errorf("probe %d: sensors check %v (%v), want 0", i, v, ok)
+		}
+	}
+}
+
 // SIGTERM with a probe in flight: the probe is cancelled, its session
 // closed, and the server stops well within its shutdown bound.
 func TestExporterGracefulShutdownWithProbeInFlight(t *testing.T) {
