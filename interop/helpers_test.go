@@ -369,6 +369,12 @@ func (f *fleet) bin(ctx context.Context, args ...string) result {
 // bounded by ctx (default one minute), and checks its output for password.
 func runBinary(t *testing.T, ctx context.Context, env map[string]string, ns *Netns, args []string, password string) result {
 	t.Helper()
+	return runBinaryStdin(t, ctx, env, ns, "", args, password)
+}
+
+// runBinaryStdin is runBinary with stdin (a pipe, not a terminal).
+func runBinaryStdin(t *testing.T, ctx context.Context, env map[string]string, ns *Netns, stdin string, args []string, password string) result {
+	t.Helper()
 	bin := needBinary(t)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -386,6 +392,7 @@ func runBinary(t *testing.T, ctx context.Context, env map[string]string, ns *Net
 	cmd.Env = envList(env)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin = strings.NewReader(stdin)
 	start := time.Now()
 	err := cmd.Run()
 	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}

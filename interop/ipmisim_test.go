@@ -289,7 +289,7 @@ func TestInteropIPMISim(t *testing.T) {
 		e := newFarmEnv(t, "3", b)
 		tok = fmt.Sprintf("rmm-token-%d", time.Now().UnixNano())
 		out = captureWhilePrinting(t, b, tok, func(ctx context.Context) (string, error) {
-			r := e.rmm("console", e.names[b], "--capture", "4s")
+			r := e.rmm("console", e.names[b], "--capture", "2s")
 			if r.code != 0 {
 				return r.String(), fmt.Errorf("exit %d", r.code)
 			}
@@ -297,6 +297,28 @@ func TestInteropIPMISim(t *testing.T) {
 		})
 		if !strings.Contains(out, tok) {
 			t.Errorf("rmm console --capture did not show what the host printed (%q):\n%s", tok, out)
+		}
+		// Keys typed into rmm console reach the host. ipmi_sim keeps the
+		// last acknowledged sequence number across sessions, so a client
+		// whose first packet repeats the previous session's last number
+		// loses it (the recipe's "first packet" quirk): ipmitool's session
+		// above ended on one.
+		// Two sessions: after ipmitool's, and after rmm's own.
+		for i := range 2 {
+			keys := fmt.Sprintf("typed-by-rmm-%d-%d", i, time.Now().UnixNano())
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			r := runBinaryStdin(t, ctx, e.env, nil, keys+"\r", []string{"-i", e.inv, "console", e.names[b]}, farmPassword)
+			cancel()
+			if r.code != 0 {
+				t.Errorf("rmm console with keys on stdin: %s", r)
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for !strings.Contains(b.readFile("keys.log"), keys) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := b.readFile("keys.log"); !strings.Contains(got, keys) {
+				t.Errorf("session %d: the host did not receive the keys typed into rmm console (%q); it received %q", i+1, keys, got)
+			}
 		}
 	})
 }
