@@ -182,6 +182,7 @@ type options struct {
 	cycleDelay     time.Duration
 	solReplay      int
 	redfishLog     io.Writer
+	certDir        string
 }
 
 // WithConcurrency bounds how many hosts start (and close) at once

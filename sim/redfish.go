@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"crypto/tls"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -15,6 +17,14 @@ func startRedfish(s HostSpec, h *Host, addr netip.AddrPort, delay time.Duration,
 	if vendor == "" {
 		vendor = "dmtf"
 	}
+	var cert *tls.Certificate
+	if o.certDir != "" {
+		c, err := certFor(o.certDir, addr)
+		if err != nil {
+			return nil, fmt.Errorf("redfish %s: %w", addr, err)
+		}
+		cert = &c
+	}
 	return redfishsim.Start(redfishsim.Config{
 		Addr:     addr,
 		Vendor:   vendor,
@@ -23,6 +33,7 @@ func startRedfish(s HostSpec, h *Host, addr netip.AddrPort, delay time.Duration,
 		Machine:  h.Machine,
 		Delay:    delay,
 		Dead:     s.Has(Dead),
+		Cert:     cert,
 		Log:      o.redfishLog,
 	})
 }
