@@ -93,7 +93,9 @@ func simRun(ctx context.Context, o *simOptions) error {
 		return err
 	}
 	start := time.Now()
-	fl, err := sim.Start(ctx, specs)
+	// Kept certificates: the next run presents the same ones, which rmm's
+	// known_bmcs (trust on first use) accepts.
+	fl, err := sim.Start(ctx, specs, sim.WithCertDir(sim.DefaultCertDir(o.env.Getenv)))
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
