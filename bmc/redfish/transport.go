@@ -241,8 +241,8 @@ func (g *guard) relative(link string) (rel string, isAbs bool, err error) {
 	return rel, true, nil
 }
 
-// verify pins the BMC's certificate: an explicit fingerprint, else the
-// trust store (trust on first use), else only with Insecure.
+// verify pins the BMC's certificate: an explicit fingerprint, else any
+// certificate when Insecure, else the trust store (trust on first use).
 func (g *guard) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return fmt.Errorf("%w: the BMC presented no certificate", bmc.ErrTLSPin)
@@ -260,6 +260,10 @@ func (g *guard) verify(cs tls.ConnectionState) error {
 				hint: "the BMC's certificate is not the pinned one; if it was replaced on purpose, update the host's tls fingerprint in the inventory",
 			}
 		}
+		return nil
+	case tc.Insecure:
+		// Any certificate, and nothing recorded: an insecure host must not
+		// leave a trust-on-first-use entry that would later refuse it.
 		return nil
 	case tc.Trust != nil:
 		g.mu.Lock()
@@ -280,8 +284,6 @@ func (g *guard) verify(cs tls.ConnectionState) error {
 			return fmt.Errorf("%w: recording the certificate of %s on first use: %w", bmc.ErrTLSPin, ap, err)
 		}
 		g.accepted = got
-		return nil
-	case tc.Insecure:
 		return nil
 	}
 	return &hintError{
