@@ -15,7 +15,7 @@ const (
 	ExitUsage       = 2   // bad flags, arguments or host selector
 	ExitInventory   = 3   // inventory missing, unreadable or invalid
 	ExitRefused     = 4   // a destructive action was not confirmed: declined, or no terminal and no --yes
-	ExitInterrupted = 130 // SIGINT or SIGTERM; what was done is in the audit journal
+	ExitInterrupted = 130 // SIGINT, SIGTERM or SIGHUP; what was done is in the audit journal
 )
 
 // Nagios plugin exit codes, used by rmm health.
@@ -32,7 +32,7 @@ const exitCodeHelp = `Exit codes:
   2    usage: bad flags, arguments or host selector
   3    inventory missing, unreadable or invalid
   4    refused: a destructive action was not confirmed
-  130  interrupted (SIGINT/SIGTERM)
+  130  interrupted (SIGINT, SIGTERM, SIGHUP)
   rmm health uses the Nagios convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 `
 

@@ -104,7 +104,7 @@ func journalRun(o *journalOptions) error {
 		rows = append(rows, []string{e.Time.Local().Format("2006-01-02 15:04:05"), e.Operator, e.Host, e.BMC, e.Protocol, e.Action,
 			e.Before + "→" + e.After, res, e.Reason})
 	}
-	return writeRecords(o.env.IO.Out, o.output, []string{"time", "operator", "host", "bmc", "protocol", "action", "power", "result", "reason"}, rows, keep)
+	return writeRecords(o.env.IO.Out, o.output, []string{"time", "operator", "host", "bmc", "protocol", "action", "change", "result", "reason"}, rows, keep)
 }
 
 // parseSince reads "24h", "30m", "7d" or an RFC 3339 time / date.
