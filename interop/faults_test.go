@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -306,9 +307,9 @@ func TestFaultIPMISim(t *testing.T) {
 // TestFaultIPMIClient proves, at fleet level, that rmm's IPMI client has
 // none of the defects LIBRARIES.md lists for go-ipmi's: no socket leaked by
 // a failed open, retries bounded by the deadline, and sessions safe across
-// goroutines. It is not parallel: it counts this process's file
-// descriptors.
+// goroutines.
 func TestFaultIPMIClient(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, nil,
 		fhost{name: "dead", scenarios: []sim.Scenario{sim.Dead}},
 		fhost{name: "badpw", scenarios: []sim.Scenario{sim.WrongCredentials}},
@@ -343,16 +344,18 @@ func TestFaultIPMIClient(t *testing.T) {
 			}
 			return time.Since(start), err
 		}
-		for _, name := range []string{"dead", "badpw", "full", "garbage", "closed-port", "good"} {
-			open(name) // warm up: lazily created runtime fds (netpoll) are not leaks
+		var peers []netip.AddrPort
+		for _, name := range []string{"dead", "badpw", "full", "garbage", "closed-port"} {
+			peers = append(peers, target(name).IPMIAddr())
 		}
-		before := sockets(t)
-		// The count must be able to see a leak: one socket more is one more.
-		probe, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.79.251:0")))
+		before := sockets(t, peers...)
+		// The count must be able to see a leak: a socket left connected to
+		// one of the BMCs is one more.
+		probe, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(peers[0]))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := sockets(t); n != before+1 {
+		if n := sockets(t, peers...); n != before+1 {
 			t.Fatalf("socket count %d with one more socket open, want %d: the count cannot see leaks", n, before+1)
 		}
 		probe.Close()
@@ -375,7 +378,7 @@ func TestFaultIPMIClient(t *testing.T) {
 		}
 		wg.Wait()
 		time.Sleep(50 * time.Millisecond)
-		if after := sockets(t); after > before {
+		if after := sockets(t, peers...); after > before {
 			t.Errorf("%d sockets open before 100 failed opens, %d after: failed opens leak sockets", before, after)
 		}
 	})
@@ -470,18 +473,65 @@ func manyHosts(n int) []fhost {
 	return hs
 }
 
-// sockets counts this process's open sockets.
-func sockets(t *testing.T) int {
+// sockets counts this process's UDP sockets connected to one of peers
+// (all its sockets when peers is empty). Counting only sockets aimed at
+// the test's own BMCs keeps the count exact while other tests run; rmm's
+// IPMI sessions use one connected UDP socket each (bmc/ipmi/rmcp), as did
+// the socket go-ipmi leaked.
+func sockets(t *testing.T, peers ...netip.AddrPort) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Skipf("SKIP: no /proc/self/fd (%v): socket leaks are NOT checked", err)
 	}
-	n := 0
+	inodes := map[string]bool{}
 	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	if len(peers) == 0 {
+		return len(inodes)
+	}
+	want := map[netip.AddrPort]bool{}
+	for _, p := range peers {
+		want[p] = true
+	}
+	b, err := os.ReadFile("/proc/self/net/udp")
+	if err != nil {
+		t.Skipf("SKIP: no /proc/self/net/udp (%v): socket leaks are NOT checked", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 || !inodes[f[9]] {
+			continue
+		}
+		if ap, ok := procAddr(f[2]); ok && want[ap] {
 			n++
 		}
 	}
 	return n
+}
+
+// procAddr decodes /proc/net/udp's "0100007F:1B58" (IPv4 in host byte
+// order, little-endian here; port big-endian hex).
+func procAddr(s string) (netip.AddrPort, bool) {
+	h, p, ok := strings.Cut(s, ":")
+	if !ok || len(h) != 8 {
+		return netip.AddrPort{}, false
+	}
+	var a [4]byte
+	for i := range 4 {
+		v, err := strconv.ParseUint(h[i*2:i*2+2], 16, 8)
+		if err != nil {
+			return netip.AddrPort{}, false
+		}
+		a[3-i] = byte(v)
+	}
+	port, err := strconv.ParseUint(p, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4(a), uint16(port)), true
 }
