@@ -24,6 +24,11 @@ const testPassword = "Tr0ub4dor-cli-s3cret"
 // share a BMC address: 8 fleets per /24, 160 in all, up to 30 hosts each.
 var cliBlock atomic.Int32
 
+// blockOffset starts each test process at a different block, so two
+// `go test ./cli` runs at once (several engineers, or -count with -p) rarely
+// meet; newTestFleet moves on to the next block when they do.
+var blockOffset = int32(os.Getpid() % 160)
+
 const maxFleetHosts = 30
 
 func nextBase(t *testing.T) netip.Addr {
@@ -31,6 +36,7 @@ func nextBase(t *testing.T) netip.Addr {
 	if n >= 160 {
 		t.Fatalf("cli tests ran out of loopback blocks")
 	}
+	n = (n + blockOffset) % 160
 	return netip.AddrFrom4([4]byte{127, 0, byte(50 + n/8), byte((n%8)*32 + 1)})
 }
 
@@ -54,16 +60,9 @@ type testFleet struct {
 	vars  map[string]string
 }
 
-// newTestFleet writes an inventory for hosts at consecutive loopback
-// addresses and starts a simulated BMC for each, exactly as rmm sim would.
-// On cleanup it checks that no BMC session was left open.
-func newTestFleet(t *testing.T, hosts ...testHost) *testFleet {
-	t.Helper()
-	if len(hosts) > maxFleetHosts {
-		t.Fatalf("a test fleet has at most %d hosts", maxFleetHosts)
-	}
-	dir := t.TempDir()
-	base := nextBase(t)
+// testInventory is the inventory of a test fleet at consecutive addresses
+// from base.
+func testInventory(base netip.Addr, hosts []testHost) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\ndefaults:\n  credentials: test\n  ipmi: {port: %d}\n  redfish: {port: %d}\n", sim.DefaultIPMIPort(), sim.DefaultRedfishPort())
 	fmt.Fprintf(&b, "credentials:\n  test: {user: admin, password_env: RMM_TEST_PASSWORD}\n")
@@ -94,27 +93,47 @@ func newTestFleet(t *testing.T, hosts ...testHost) *testFleet {
 			}
 		}
 	}
-	inv := filepath.Join(dir, "inventory.yaml")
-	if err := os.WriteFile(inv, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
+	return b.String()
+}
+
+// newTestFleet writes an inventory for hosts at consecutive loopback
+// addresses and starts a simulated BMC for each, exactly as rmm sim would.
+// On cleanup it checks that no BMC session was left open.
+func newTestFleet(t *testing.T, hosts ...testHost) *testFleet {
+	t.Helper()
+	if len(hosts) > maxFleetHosts {
+		t.Fatalf("a test fleet has at most %d hosts", maxFleetHosts)
 	}
-	tf := &testFleet{t: t, dir: dir, inv: inv, vars: map[string]string{
+	dir := t.TempDir()
+	tf := &testFleet{t: t, dir: dir, inv: filepath.Join(dir, "inventory.yaml"), vars: map[string]string{
 		"RMM_TEST_PASSWORD": testPassword,
 		"XDG_STATE_HOME":    filepath.Join(dir, "state"),
 		"HOME":              dir,
 		"RMM_NO_SYSLOG":     "1",
 		"USER":              "tester",
 	}}
-	loaded, err := loadInventory(&Env{IO: Test(nil, nil, nil), Getenv: tf.getenv}, &globalOptions{inventory: inv})
-	if err != nil {
-		t.Fatalf("test inventory: %v\n%s", err, b.String())
-	}
-	specs, err := simSpecs(context.Background(), loaded, loaded.Hosts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl, err := sim.Start(context.Background(), specs, sim.WithCycleDelay(100*time.Millisecond))
-	if err != nil {
+	var fl *sim.Fleet
+	for attempt := 0; ; attempt++ {
+		yaml := testInventory(nextBase(t), hosts)
+		if err := os.WriteFile(tf.inv, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := loadInventory(&Env{IO: Test(nil, nil, nil), Getenv: tf.getenv}, &globalOptions{inventory: tf.inv})
+		if err != nil {
+			t.Fatalf("test inventory: %v\n%s", err, yaml)
+		}
+		specs, err := simSpecs(context.Background(), loaded, loaded.Hosts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fl, err = sim.Start(context.Background(), specs, sim.WithCycleDelay(100*time.Millisecond))
+		if err == nil {
+			break
+		}
+		// Another test process holds these addresses: take the next block.
+		if attempt < 5 && strings.Contains(err.Error(), "address already in use") {
+			continue
+		}
 		t.Fatal(err)
 	}
 	tf.fleet = fl
