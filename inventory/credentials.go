@@ -62,14 +62,22 @@ type CredentialSet struct {
 	// sem serialises resolution; a channel so a waiting caller can give up
 	// when its context ends.
 	sem  chan struct{}
-	done bool
-	pass secret.Value
-	err  error
+	done     bool
+	pass     secret.Value
+	err      error
+	failedAt time.Time
 }
+
+// failureTTL is how long a failed fetch is remembered. A one-shot command
+// runs a broken password manager once, not once per host; a long-running
+// process (rmm exporter) tries again after a while instead of failing
+// forever after one transient error.
+const failureTTL = 30 * time.Second
 
 // Resolve returns the user and password. It is safe for concurrent use; the
 // first call fetches, later calls get the cached result (a failure is
-// cached too, except a cancelled or expired ctx of the caller). Errors say
+// cached too, for failureTTL, except a cancelled or expired ctx of the
+// caller). Errors say
 // what failed and never contain the password, nor a command's output.
 func (c *CredentialSet) Resolve(ctx context.Context) (user string, pass secret.Value, err error) {
 	c.once.Do(func() { c.sem = make(chan struct{}, 1) })
@@ -79,6 +87,9 @@ func (c *CredentialSet) Resolve(ctx context.Context) (user string, pass secret.V
 		return "", secret.Value{}, fmt.Errorf("credentials %s: %w", c.Name, ctx.Err())
 	}
 	defer func() { <-c.sem }()
+	if c.done && c.err != nil && time.Since(c.failedAt) > failureTTL {
+		c.done, c.err = false, nil
+	}
 	if c.done {
 		if c.err != nil {
 			return "", secret.Value{}, c.err
@@ -89,7 +100,7 @@ func (c *CredentialSet) Resolve(ctx context.Context) (user string, pass secret.V
 	if err != nil {
 		err = fmt.Errorf("credentials %s: %w", c.Name, err)
 		if ctx.Err() == nil {
-			c.done, c.err = true, err
+			c.done, c.err, c.failedAt = true, err, time.Now()
 		}
 		return "", secret.Value{}, err
 	}
