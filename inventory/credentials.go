@@ -61,7 +61,7 @@ type CredentialSet struct {
 	once sync.Once
 	// sem serialises resolution; a channel so a waiting caller can give up
 	// when its context ends.
-	sem  chan struct{}
+	sem      chan struct{}
 	done     bool
 	pass     secret.Value
 	err      error
