@@ -95,7 +95,7 @@ func simRun(ctx context.Context, o *simOptions) error {
 	start := time.Now()
 	// Kept certificates: the next run presents the same ones, which rmm's
 	// known_bmcs (trust on first use) accepts.
-	fl, err := sim.Start(ctx, specs, sim.WithCertDir(sim.DefaultCertDir(o.env.Getenv)))
+	fl, err := sim.Start(ctx, specs, sim.WithCertDir(sim.DefaultCertDir(o.env.getenv)))
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
