@@ -119,7 +119,11 @@ func resetConn(w http.ResponseWriter) {
 		panic(http.ErrAbortHandler)
 	}
 	var nc net.Conn = c
-	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+	for range 3 { // TLS, then the dead switch, then TCP
+		tc, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
 		nc = tc.NetConn()
 	}
 	if tcp, ok := nc.(*net.TCPConn); ok {
@@ -297,12 +301,22 @@ func (s *Server) get(p string) reply {
 	if !ok {
 		return notFound(p)
 	}
-	if hideLegacy && t.chassis[cp] {
-		o, err := parseObject(b)
-		if err == nil {
-			o = o.clone()
-			o.del("Thermal")
-			o.del("Power")
+	slot, thermal := t.thermal[cp]
+	sensor := t.sensorDocs[cp]
+	if t.chassis[cp] || thermal || sensor != "" {
+		if o, err := parseObject(b); err == nil {
+			switch {
+			case t.chassis[cp]:
+				o = s.withRollup(o)
+				if hideLegacy {
+					o.del("Thermal")
+					o.del("Power")
+				}
+			case thermal:
+				o = s.thermalDoc(o, slot)
+			default:
+				o = s.sensorDoc(o, sensor)
+			}
 			b = o.pretty()
 		}
 	}
@@ -357,6 +371,7 @@ func (s *Server) systemDoc(p string) reply {
 	if m.ID.Serial != "" {
 		o.set("SerialNumber", m.ID.Serial)
 	}
+	o = s.withRollup(o)
 	rep := ok200(o.pretty())
 	if etag := o.getString("@odata.etag"); etag != "" {
 		rep.header.Set("ETag", etag)

@@ -7,13 +7,15 @@
 // cope with them; on top of it the simulator makes the parts rmm drives
 // live: session login and logout (and Basic auth), the ComputerSystem's
 // PowerState, UUID and SerialNumber, the Reset action (checked against the
-// reset types the tree advertises), and the vendor's System Event Log
+// reset types the tree advertises), the vendor's System Event Log
 // equivalent, which shows the machine's SEL records in that vendor's entry
-// style and is cleared by its ClearLog action. The machine is shared with
+// style and is cleared by its ClearLog action, and the machine's CPU and
+// inlet temperatures with the health rollups they raise (health.go). The machine is shared with
 // the IPMI simulator, as one chassis is shared by both protocols on real
 // hardware.
 //
-// Faults for tests: a dead BMC (TCP accepted, nothing answered), delays,
+// Faults for tests: a dead BMC (TCP accepted, nothing answered; SetDead
+// switches it at run time, existing connections included), delays,
 // reset connections, malformed or truncated JSON, links and redirects that
 // name a host instead of an IP.
 //
@@ -56,7 +58,7 @@ type Config struct {
 	// Delay slows every response (the "slow BMC" scenario).
 	Delay time.Duration
 	// Dead accepts TCP connections and never answers, not even the TLS
-	// handshake (a hung BMC).
+	// handshake (a hung BMC); SetDead changes it at run time.
 	Dead bool
 	// Cert is the server certificate; nil generates a self-signed ECDSA
 	// P-256 one for Addr's IP.
@@ -130,9 +132,9 @@ type Server struct {
 	clearedLogs []string
 	cleared     map[string]bool // log services cleared (other than the SEL)
 	selClears   int             // Machine.SELClears() at start
-	deadConns   map[net.Conn]struct{}
 	closed      bool
 	logMu       sync.Mutex
+	dead        deadSwitch
 }
 
 type session struct {
@@ -161,7 +163,6 @@ func Start(cfg Config) (*Server, error) {
 		done:      make(chan struct{}),
 		sessions:  map[string]*session{},
 		cleared:   map[string]bool{},
-		deadConns: map[net.Conn]struct{}{},
 		selClears: cfg.Machine.SELClears(),
 	}
 	if cfg.Cert != nil {
@@ -188,11 +189,7 @@ func Start(cfg Config) (*Server, error) {
 	// the caller's IP so Addr is always dialable.
 	s.addr = netip.AddrPortFrom(cfg.Addr.Addr().Unmap(), s.addr.Port())
 
-	if cfg.Dead {
-		s.wg.Add(1)
-		go s.serveDead()
-		return s, nil
-	}
+	s.dead.set(cfg.Dead)
 	errLog := io.Discard
 	if cfg.Log != nil {
 		errLog = &lineWriter{s: s}
@@ -214,28 +211,9 @@ func Start(cfg Config) (*Server, error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		_ = s.http.ServeTLS(ln, "", "")
+		_ = s.http.ServeTLS(switchListener{Listener: ln, s: s}, "", "")
 	}()
 	return s, nil
-}
-
-// serveDead accepts connections and holds them open, silent, until Close.
-func (s *Server) serveDead() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.deadConns[c] = struct{}{}
-		s.mu.Unlock()
-	}
 }
 
 // Addr is the address the server listens on.
@@ -298,19 +276,10 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	close(s.done)
-	for c := range s.deadConns {
-		c.Close()
-	}
-	s.deadConns = nil
 	s.sessions = map[string]*session{}
 	s.mu.Unlock()
 
-	var err error
-	if s.http != nil {
-		err = s.http.Close()
-	} else {
-		err = s.ln.Close()
-	}
+	err := s.http.Close()
 	s.wg.Wait()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
