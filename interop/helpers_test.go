@@ -455,12 +455,3 @@ var spaces = regexp.MustCompile(`\s+`)
 // oneLine squeezes whitespace, for quoting tool output in messages.
 func oneLine(s string) string { return strings.TrimSpace(spaces.ReplaceAllString(s, " ")) }
 
-// knownBug skips, loudly, a check that found a bug in code outside this
-// suite, reported to its owner: the summary of make test lists the skip
-// with this text, and once the bug is fixed the check passes by itself.
-func knownBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := "KNOWN BUG (reported, not fixed yet): " + fmt.Sprintf(format, args...)
-	fmt.Fprintln(os.Stderr, "SKIP:", t.Name()+":", msg)
-	t.Skip(msg)
-}

@@ -163,11 +163,6 @@ func TestTLS(t *testing.T) {
 		r = f.bin(ctx, "power", "status", "insecure", "-o", "json")
 		row := powerRows(t, r)["insecure"]
 		b, _ := os.ReadFile(known)
-		if strings.Contains(string(b), f.addr("insecure")) && row.Result != "ok" {
-			knownBug(t, "insecure: true hosts are trusted on first use instead of accepting any certificate: "+
-				"their certificate is recorded in known_bmcs and a new one is refused (bmc/redfish/transport.go verify consults "+
-				"TLS.Trust before TLS.Insecure, and cli/fleet.go sets Trust for every host); rmm said: %s", row.Error)
-		}
 		if row.Result != "ok" {
 			t.Errorf("an insecure host with a new certificate was refused: %s", r)
 		}
