@@ -35,6 +35,8 @@ type tree struct {
 	resetTargets map[string]*systemInfo // by Reset action target
 	chassis      map[string]bool
 	legacy       map[string]bool     // Thermal and Power URIs
+	thermal      map[string]tempSlot // Thermal URI -> which temperatures are the machine's
+	sensorDocs   map[string]string   // Sensor URI -> the machine sensor it shows
 	logs         map[string]*logInfo // by log service URI
 	entryColls   map[string]*logInfo // by Entries collection URI
 	clearTargets map[string]*logInfo // by ClearLog action target
@@ -124,6 +126,8 @@ func parseTree(v *vendor, fsys fs.FS) (*tree, error) {
 		resetTargets: map[string]*systemInfo{},
 		chassis:      map[string]bool{},
 		legacy:       map[string]bool{},
+		thermal:      map[string]tempSlot{},
+		sensorDocs:   map[string]string{},
 		logs:         map[string]*logInfo{},
 		entryColls:   map[string]*logInfo{},
 		clearTargets: map[string]*logInfo{},
@@ -198,6 +202,7 @@ func parseTree(v *vendor, fsys fs.FS) (*tree, error) {
 					t.legacy[cleanPath(l)] = true
 				}
 			}
+			t.addTemperatures(o)
 		}
 	}
 	if len(t.resetTargets) == 0 {
