@@ -149,6 +149,17 @@ func (h *Host) OpenSessions() (ipmi, redfish int) {
 	return ipmi, redfish
 }
 
+// SetDead kills the host's BMC, both protocols, or brings it back, at run
+// time: the Dead scenario switched on and off in the middle of a test.
+func (h *Host) SetDead(dead bool) {
+	if h.IPMI != nil {
+		h.IPMI.SetDead(dead)
+	}
+	if h.Redfish != nil {
+		h.Redfish.SetDead(dead)
+	}
+}
+
 func (h *Host) close() error {
 	var errs []error
 	if h.IPMI != nil {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -69,5 +70,35 @@ func TestSlowIPMILeavesNoSession(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestHostSetDead: a host killed at run time answers neither protocol,
+// and answers both again once revived.
+func TestHostSetDead(t *testing.T) {
+	s := tmpl
+	s.Name, s.Addr = "lazarus", block(t, 1)
+	h := start(t, []HostSpec{s}).Host("lazarus")
+	try := func(p bmc.Protocol) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		c, err := engine.Open(ctx, target(h, p, bmc.Identity{}))
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		_, err = c.PowerState(ctx)
+		return err
+	}
+	for _, step := range []struct {
+		dead bool
+		want error
+	}{{false, nil}, {true, bmc.ErrTimeout}, {false, nil}} {
+		h.SetDead(step.dead)
+		for _, p := range []bmc.Protocol{bmc.ProtocolIPMI, bmc.ProtocolRedfish} {
+			if err := try(p); (step.want == nil) != (err == nil) || (step.want != nil && !errors.Is(err, step.want)) {
+				t.Errorf("dead=%v over %s: %v, want %v", step.dead, p, err, step.want)
+			}
+		}
 	}
 }
