@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
 	"syscall"
 
 	"github.com/rmm-project/rmm/cli"
@@ -65,23 +64,16 @@ func startProfile() func() {
 const startHeap = 32 << 20
 
 // tuneGC raises the size of the first collection to startHeap and returns
-// to the default pacing (or $GOGC) after it, so a long-running command
-// (rmm sim, rmm exporter, rmm console) keeps the usual heap bound. The
-// runtime's first goal is 4 MB times GOGC/100.
+// to the runtime's default pacing after it, so a long-running command (rmm
+// sim, rmm exporter, rmm console) keeps the usual heap bound. The runtime's
+// first goal is 4 MB times GOGC/100. A GOGC in the environment is the
+// user's choice, and left alone (GOGC=100 gives the runtime's default).
 func tuneGC() {
-	percent := 100
-	if v := os.Getenv("GOGC"); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil || p <= 0 {
-			return // off, or not a number: the runtime's, as the user asked
-		}
-		percent = p
-	}
-	if percent*(4<<20)/100 >= startHeap {
+	if os.Getenv("GOGC") != "" {
 		return
 	}
 	debug.SetGCPercent(startHeap / (4 << 20) * 100)
-	runtime.AddCleanup(new(gcSentinel), func(percent int) { debug.SetGCPercent(percent) }, percent)
+	runtime.AddCleanup(new(gcSentinel), func(int) { debug.SetGCPercent(100) }, 0)
 }
 
 // gcSentinel is an object only the first collection frees. It holds a
