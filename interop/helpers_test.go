@@ -454,4 +454,3 @@ var spaces = regexp.MustCompile(`\s+`)
 
 // oneLine squeezes whitespace, for quoting tool output in messages.
 func oneLine(s string) string { return strings.TrimSpace(spaces.ReplaceAllString(s, " ")) }
-
