@@ -294,3 +294,20 @@ func FuzzVet(f *testing.F) {
 		walk(v)
 	})
 }
+
+func TestReadingNullStaysAbsent(t *testing.T) {
+	var v struct {
+		A reading
+		B reading
+		C reading
+	}
+	if err := json.Unmarshal([]byte(`{"A": null, "B": 42.5, "C": "n/a"}`), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.A.v != nil || v.C.v != nil {
+		t.Errorf("null/non-number became a value: %v %v", v.A.v, v.C.v)
+	}
+	if v.B.v == nil || *v.B.v != 42.5 {
+		t.Errorf("B = %v", v.B.v)
+	}
+}

@@ -1,6 +1,7 @@
 package redfish
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,11 @@ type reading struct{ v *float64 }
 
 // UnmarshalJSON keeps numbers and ignores anything else.
 func (r *reading) UnmarshalJSON(b []byte) error {
+	// json.Unmarshal leaves a float untouched (0) for null: a threshold the
+	// BMC does not have must stay absent, not become "0 C".
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil
+	}
 	var f float64
 	if json.Unmarshal(b, &f) == nil {
 		r.v = &f
