@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -150,7 +149,11 @@ func farmBMC(t *testing.T, i int) *FarmBMC {
 	f := theFarm
 	farmMu.Unlock()
 	b := f.BMCs()[i]
+	b.skipSessionCheck = ""
 	t.Cleanup(func() {
+		farmMu.Lock()
+		delete(farmUse, i)
+		farmMu.Unlock()
 		if err := b.Alive(); err != nil {
 			t.Errorf("%v: a client sent it something that crashed it (Get Channel Payload Support for channel 0x0E?)\nsim.log:\n%s", err, b.readFile("sim.log"))
 			return
@@ -189,16 +192,32 @@ func stopFarm() {
 // ---- in-process simulated fleets ----
 
 // Every fleet gets 32 addresses of its own in 127.0.72.0 – 127.0.77.255, so
-// parallel tests never share a BMC address.
-var fleetBlock atomic.Int32
+// parallel tests never share a BMC address; a block is free again when its
+// test ends (after its fleet closed), so -count=N works.
+var (
+	blockMu   sync.Mutex
+	blockUsed [48]bool
+)
 
 func nextBase(t *testing.T) netip.Addr {
 	t.Helper()
-	n := fleetBlock.Add(1) - 1
-	if n >= 48 {
-		t.Fatal("interop tests ran out of loopback blocks (127.0.72-77.x)")
+	blockMu.Lock()
+	defer blockMu.Unlock()
+	for n := range blockUsed {
+		if blockUsed[n] {
+			continue
+		}
+		blockUsed[n] = true
+		// Registered before the fleet's own cleanup, so it runs after it.
+		t.Cleanup(func() {
+			blockMu.Lock()
+			blockUsed[n] = false
+			blockMu.Unlock()
+		})
+		return netip.AddrFrom4([4]byte{127, 0, byte(72 + n/8), byte((n%8)*32 + 1)})
 	}
-	return netip.AddrFrom4([4]byte{127, 0, byte(72 + n/8), byte((n%8)*32 + 1)})
+	t.Fatal("interop tests ran out of loopback blocks (127.0.72-77.x): more than 48 fleets at once")
+	return netip.Addr{}
 }
 
 // High ports everywhere outside the suite's own network namespace, so the

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,21 +87,36 @@ func TestInterrupt(t *testing.T) {
 			if len(bad) != 0 {
 				t.Errorf("torn journal lines: %v\n%s", bad, f.journal())
 			}
-			var journaled, actedOn []string
+			lines := map[string][]journal.Entry{}
 			for _, e := range entries {
-				journaled = append(journaled, e.Host)
+				lines[e.Host] = append(lines[e.Host], e)
 				if e.Action != "power cycle" || e.Reason != "interop interrupt" || e.BMC != f.addr(e.Host) {
 					t.Errorf("journal line %+v", e)
 				}
 			}
+			var actedOn []string
 			for _, h := range f.sim.Hosts() {
-				if len(h.Machine.Actions()) > 0 {
-					actedOn = append(actedOn, h.Spec.Name)
+				name := h.Spec.Name
+				if len(h.Machine.Actions()) == 0 {
+					// rmm marks a host "sent" before its provider has sent
+					// the command (the IPMI provider first reads the power
+					// state and raises the privilege), so an interrupt in
+					// between journals a host the BMC never heard from:
+					// conservative ("may have acted"), reported; anything
+					// else for such a host is wrong.
+					for _, e := range lines[name] {
+						if e.Result != "interrupted" {
+							t.Errorf("journal line for %s, which received no power command: %+v", name, e)
+						} else {
+							t.Logf("journal line for %s, which received no power command (result interrupted, %q)", name, e.Error)
+						}
+					}
+					continue
 				}
-			}
-			slices.Sort(journaled)
-			if !slices.Equal(journaled, actedOn) {
-				t.Errorf("journal lines for %v, hosts acted on %v: want one line for exactly each host acted on\n%s", journaled, actedOn, f.journal())
+				actedOn = append(actedOn, name)
+				if len(lines[name]) != 1 {
+					t.Errorf("%s received %v but has %d journal lines, want 1:\n%s", name, h.Machine.Actions(), len(lines[name]), f.journal())
+				}
 			}
 			if len(actedOn) == 0 || len(actedOn) == len(hosts) {
 				t.Errorf("%d of %d hosts acted on: the signal did not land mid-run", len(actedOn), len(hosts))
