@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -362,4 +363,38 @@ func captureWhilePrinting(t *testing.T, b *FarmBMC, tok string, capture func(ctx
 		t.Errorf("capture: %v\n%s", err, out)
 	}
 	return out
+}
+
+// TestFarmLivenessCheckCanFail proves the check every farm test ends with
+// (ipmi_sim still running) can fail: Get Channel Payload Support for
+// channel 0x0E, which rmm must never send, kills ipmi_sim, and Alive says
+// so. It uses a farm of its own, since the BMC does not survive.
+func TestFarmLivenessCheckCanFail(t *testing.T) {
+	t.Parallel()
+	needTool(t, "ipmi_sim", "openipmi")
+	needTool(t, "ipmitool", "ipmitool")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := StartFarm(ctx, FarmConfig{Base: netip.MustParseAddr("127.0.71.201"), N: 1, User: farmUser, Password: farmPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := f.BMCs()[0]
+	if err := b.Alive(); err != nil {
+		t.Fatal(err)
+	}
+	// No answer comes back from a crashed BMC: do not wait for one.
+	rctx, rcancel := context.WithTimeout(ctx, time.Second)
+	out, _ := b.Ipmitool(rctx, "raw", "0x06", "0x4e", "0x0e")
+	rcancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Alive() == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := b.Alive(); err == nil {
+		t.Fatalf("ipmi_sim survived Get Channel Payload Support for channel 0x0E (ipmitool: %s): the liveness check proves nothing", oneLine(out))
+	} else {
+		t.Logf("as expected: %v", err)
+	}
 }
