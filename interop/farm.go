@@ -56,12 +56,12 @@ type FarmConfig struct {
 
 // Farm is a running set of ipmi_sim processes plus their SOL hub.
 type Farm struct {
-	cfg     FarmConfig
-	dir     string
-	ownDir  bool
-	hub     *solHub
-	bmcs    []*FarmBMC
-	ipmitoo string // ipmitool path
+	cfg      FarmConfig
+	dir      string
+	ownDir   bool
+	hub      *solHub
+	bmcs     []*FarmBMC
+	ipmitool string // ipmitool path
 
 	closeOnce sync.Once
 	closeErr  error
@@ -128,7 +128,7 @@ func StartFarm(ctx context.Context, cfg FarmConfig) (*Farm, error) {
 			return nil, err
 		}
 	}
-	f := &Farm{cfg: cfg, dir: cfg.Dir, hub: newSOLHub(), ipmitoo: it}
+	f := &Farm{cfg: cfg, dir: cfg.Dir, hub: newSOLHub(), ipmitool: it}
 	if f.dir == "" {
 		if f.dir, err = os.MkdirTemp("", "rmm-interop-ipmisim-"); err != nil {
 			return nil, err
@@ -358,9 +358,12 @@ func (b *FarmBMC) Alive() error {
 	}
 }
 
-// Stop and Continue send SIGSTOP and SIGCONT: a stopped ipmi_sim is a BMC
-// that never answers, without losing its state.
-func (b *FarmBMC) Stop() error     { return b.cmd.Process.Signal(syscall.SIGSTOP) }
+// Stop sends SIGSTOP: a stopped ipmi_sim is a BMC that never answers,
+// without losing its state. Requests that arrive meanwhile are answered
+// after Continue.
+func (b *FarmBMC) Stop() error { return b.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Continue sends SIGCONT to a stopped ipmi_sim.
 func (b *FarmBMC) Continue() error { return b.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Ipmitool runs ipmitool against the BMC over lanplus with cipher suite 3
@@ -373,7 +376,7 @@ func (b *FarmBMC) Ipmitool(ctx context.Context, args ...string) (string, error) 
 	cfg := b.farm.cfg
 	full := append([]string{"-I", "lanplus", "-C", "3", "-N", "1", "-R", "2", "-H", b.Addr.String(),
 		"-p", strconv.Itoa(int(cfg.IPMIPort)), "-U", cfg.User, "-E"}, args...)
-	cmd := exec.CommandContext(ctx, b.farm.ipmitoo, full...)
+	cmd := exec.CommandContext(ctx, b.farm.ipmitool, full...)
 	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+cfg.Password)
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
