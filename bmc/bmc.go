@@ -374,7 +374,26 @@ var (
 	ErrProtocol         = errors.New("protocol error")
 	ErrHostname         = errors.New("refusing a host name where an IP address belongs (rmm never uses DNS)")
 	ErrTLSPin           = errors.New("certificate does not match the pinned fingerprint")
+	// ErrNotSent marks a failed state change that never reached the BMC
+	// (the power read or privilege change before it failed, or the action
+	// was refused locally). The audit journal records only requests that
+	// may have been acted on.
+	ErrNotSent = errors.New("nothing was sent to the BMC")
 )
+
+// NotSent marks err as having failed before the state-changing request was
+// sent. The text is unchanged: the marker is for errors.Is only.
+func NotSent(err error) error {
+	if err == nil || errors.Is(err, ErrNotSent) {
+		return err
+	}
+	return &notSent{err}
+}
+
+type notSent struct{ err error }
+
+func (n *notSent) Error() string   { return n.err.Error() }
+func (n *notSent) Unwrap() []error { return []error{n.err, ErrNotSent} }
 
 // Outcome is the typed result of one host's operation, as shown in tables
 // and JSON.

@@ -168,7 +168,7 @@ func (c *Conn) SetPower(ctx context.Context, a PowerAction) error {
 	switch a {
 	case ActionOn, ActionOff, ActionCycle, ActionReset, ActionSoft:
 	default:
-		return c.Target.Wrap("power", fmt.Errorf("%w: unknown power action %q", ErrUnsupported, a))
+		return c.Target.Wrap("power", NotSent(fmt.Errorf("%w: unknown power action %q", ErrUnsupported, a)))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

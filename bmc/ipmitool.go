@@ -54,14 +54,14 @@ func (p *ipmitoolProvider) PowerSet(ctx context.Context, action string) (bool, e
 	case ActionCycle, ActionReset, ActionOff, ActionSoft:
 		s, err := p.PowerStateGet(ctx)
 		if err != nil {
-			return false, err
+			return false, NotSent(err)
 		}
 		if s == string(PowerOff) {
 			switch PowerAction(action) {
 			case ActionCycle:
 				return p.c.PowerSet(ctx, "on")
 			case ActionReset:
-				return false, Hinted(fmt.Errorf("%w: the host is off, there is nothing to reset", ErrUnsupported), "use 'rmm power on'")
+				return false, NotSent(Hinted(fmt.Errorf("%w: the host is off, there is nothing to reset", ErrUnsupported), "use 'rmm power on'"))
 			default:
 				return true, nil
 			}

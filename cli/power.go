@@ -168,8 +168,12 @@ func powerRun(ctx context.Context, o *powerOptions) error {
 				return err
 			}
 			r.Before = string(before)
-			sent = true
-			if err := c.SetPower(ctx, action); err != nil {
+			err = c.SetPower(ctx, action)
+			// The journal records every request that may have reached the
+			// BMC; a failure the provider marks as "not sent" is only an
+			// error on the screen.
+			sent = !errors.Is(err, bmc.ErrNotSent)
+			if err != nil {
 				return err
 			}
 			after, err := settle(ctx, c, action, before, wait, o.waitTimeout)
@@ -243,7 +247,9 @@ func settle(ctx context.Context, c *bmc.Conn, a bmc.PowerAction, before bmc.Powe
 }
 
 func powerStatus(ctx context.Context, o *powerOptions, f *fleet, hosts []*inventory.Host) error {
-	rs := runFleet(ctx, o.env, hosts, o.fleetOptions, "power status", func(ctx context.Context, h *inventory.Host) (powerResult, error) {
+	fo := o.fleetOptions
+	fo.patience = readPatience
+	rs := runFleet(ctx, o.env, hosts, fo, "power status", func(ctx context.Context, h *inventory.Host) (powerResult, error) {
 		start := time.Now()
 		r := powerResult{Host: h.Name, BMC: h.Addr.String(), Action: "status"}
 		err := f.withConn(ctx, h, func(c *bmc.Conn) error {

@@ -318,6 +318,13 @@ func TestPowerJournalLine(t *testing.T) {
 		e.Protocol != "ipmi" || e.Action != "power off" || e.Before != "on" || e.After != "off" || e.Result != "ok" {
 		t.Errorf("journal entry %+v", e)
 	}
+	// A request refused before anything reached the BMC leaves no line.
+	if r := tf.rmm("power", "reset", "j1", "--yes"); r.code != ExitFailed || !strings.Contains(r.stderr, "host is off") {
+		t.Fatalf("reset of an off host: exit %d: %s", r.code, r.stderr)
+	}
+	if es, _ := journal.Read(strings.NewReader(tf.journal())); len(es) != 1 {
+		t.Errorf("journal has %d lines after a reset that was never sent, want 1", len(es))
+	}
 	r := tf.rmm("journal", "-o", "json")
 	if r.code != 0 || !strings.Contains(r.stdout, `"reason": "INC-42"`) {
 		t.Errorf("rmm journal: %d %s %s", r.code, r.stdout, r.stderr)

@@ -61,7 +61,7 @@ func (p *Provider) PowerSet(ctx context.Context, action string) (bool, error) {
 	a := bmc.PowerAction(action)
 	on, err := p.powerIsOn(ctx)
 	if err != nil {
-		return false, err
+		return false, bmc.NotSent(err)
 	}
 	var ctl chassis.ChassisControl
 	switch a {
@@ -82,10 +82,10 @@ func (p *Provider) PowerSet(ctx context.Context, action string) (bool, error) {
 		}
 	case bmc.ActionReset:
 		if !on {
-			return false, &hintError{
+			return false, bmc.NotSent(&hintError{
 				err:  fmt.Errorf("%w: power reset: the host is off; a reset needs a running host", bmc.ErrUnsupported),
 				hint: "use 'power on' to start a host that is off",
-			}
+			})
 		}
 		ctl = chassis.ChassisControlHardReset
 	case bmc.ActionSoft:
@@ -94,14 +94,14 @@ func (p *Provider) PowerSet(ctx context.Context, action string) (bool, error) {
 		}
 		ctl = chassis.ChassisControlSoftShutdown
 	default:
-		return false, fmt.Errorf("%w: unknown power action %q", bmc.ErrUnsupported, action)
+		return false, bmc.NotSent(fmt.Errorf("%w: unknown power action %q", bmc.ErrUnsupported, action))
 	}
 	s, err := p.session()
 	if err != nil {
-		return false, err
+		return false, bmc.NotSent(err)
 	}
 	if err := s.EnsurePrivilege(ctx, types.PrivilegeLevelAdministrator); err != nil {
-		return false, fmt.Errorf("power %s: %w", a, err)
+		return false, bmc.NotSent(fmt.Errorf("power %s: %w", a, err))
 	}
 	if err := s.DoOnce(ctx, &chassis.ChassisControlRequest{ChassisControl: ctl}, nil); err != nil {
 		return false, fmt.Errorf("power %s: %w", a, err)

@@ -282,12 +282,12 @@ func (p *Provider) PowerStateGet(ctx context.Context) (string, error) {
 // cycle powers on. A reset type the BMC does not list is never sent.
 func (p *Provider) PowerSet(ctx context.Context, action string) (bool, error) {
 	if err := p.start(ctx); err != nil {
-		return false, err
+		return false, bmc.NotSent(err)
 	}
 	act := bmc.PowerAction(strings.ToLower(strings.TrimSpace(action)))
 	st, cs, err := p.powerState()
 	if err != nil {
-		return false, err
+		return false, bmc.NotSent(err)
 	}
 	on := st == bmc.PowerOn || st == bmc.PowerPoweringOn
 	switch act {
@@ -308,10 +308,10 @@ func (p *Provider) PowerSet(ctx context.Context, action string) (bool, error) {
 		return p.resetOne(cs, "GracefulShutdown", "PushPowerButton")
 	case bmc.ActionReset:
 		if !on {
-			return false, &hintError{
+			return false, bmc.NotSent(&hintError{
 				err:  fmt.Errorf("%w: the host is off, there is nothing to reset", bmc.ErrUnsupported),
 				hint: "use 'rmm power on'",
-			}
+			})
 		}
 		return p.resetOne(cs, "ForceRestart")
 	case bmc.ActionCycle:
@@ -326,8 +326,8 @@ func (p *Provider) PowerSet(ctx context.Context, action string) (bool, error) {
 			return p.resetOne(cs, "ForceRestart")
 		}
 		if !si.may("ForceOff") || !(si.may("On") || si.may("ForceOn")) {
-			return false, fmt.Errorf("%w: cycle needs PowerCycle, ForceRestart or ForceOff and On; the BMC allows %s",
-				bmc.ErrUnsupported, si.allowedList())
+			return false, bmc.NotSent(fmt.Errorf("%w: cycle needs PowerCycle, ForceRestart or ForceOff and On; the BMC allows %s",
+				bmc.ErrUnsupported, si.allowedList()))
 		}
 		if ok, err := p.resetOne(cs, "ForceOff"); !ok || err != nil {
 			return ok, err
@@ -337,14 +337,14 @@ func (p *Provider) PowerSet(ctx context.Context, action string) (bool, error) {
 		}
 		return p.resetOne(cs, "On", "ForceOn")
 	}
-	return false, fmt.Errorf("%w: unknown power action %q", bmc.ErrUnsupported, action)
+	return false, bmc.NotSent(fmt.Errorf("%w: unknown power action %q", bmc.ErrUnsupported, action))
 }
 
 // resetOne posts the first of the given reset types that the BMC allows.
 func (p *Provider) resetOne(cs *redfish.ComputerSystem, types ...string) (bool, error) {
 	si := p.sys
 	if si.resetTarget == "" {
-		return false, fmt.Errorf("%w: %s has no #ComputerSystem.Reset action", bmc.ErrUnsupported, si.uri)
+		return false, bmc.NotSent(fmt.Errorf("%w: %s has no #ComputerSystem.Reset action", bmc.ErrUnsupported, si.uri))
 	}
 	for _, t := range types {
 		if !si.may(t) {
@@ -357,8 +357,8 @@ func (p *Provider) resetOne(cs *redfish.ComputerSystem, types ...string) (bool, 
 		}
 		return true, nil
 	}
-	return false, fmt.Errorf("%w: the BMC allows none of %s (it allows %s)",
-		bmc.ErrUnsupported, strings.Join(types, ", "), si.allowedList())
+	return false, bmc.NotSent(fmt.Errorf("%w: the BMC allows none of %s (it allows %s)",
+		bmc.ErrUnsupported, strings.Join(types, ", "), si.allowedList()))
 }
 
 // waitOff polls until the system reports Off, for ForceOff-then-On.
