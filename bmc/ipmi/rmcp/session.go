@@ -240,10 +240,13 @@ func (s *Session) ensurePrivilege(ctx context.Context, level types.PrivilegeLeve
 }
 
 // closeBudget bounds Close Session (and the cleanup of a handshake that
-// failed after RAKP 3): two copies on the command schedule.
-const closeBudget = 500 * time.Millisecond
+// failed after RAKP 3): three copies on the command schedule (0, 250 ms,
+// 750 ms), so a link that loses every other packet still closes the
+// session; two copies in 500 ms left sessions behind at 50% loss. It stays
+// under bmc.CloseTimeout.
+const closeBudget = 1500 * time.Millisecond
 
-// Close ends the session: Close Session best effort, under its own 500 ms
+// Close ends the session: Close Session best effort, under its own 1.5 s
 // deadline even when ctx is already cancelled (a session left open holds a
 // slot in the BMC's small table for a minute), then the socket. Close
 // Session's own outcome is not reported: when its answer is lost the BMC
