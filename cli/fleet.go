@@ -20,7 +20,19 @@ type fleetOptions struct {
 	jobs    int
 	timeout time.Duration
 	output  string
+	// patience, set by read-only commands, lets a host that has not
+	// answered for that long stop counting against --jobs (see
+	// fanout.Options.Patience). Actions leave it zero: an operator may
+	// use -j to pace power-ons.
+	patience time.Duration
 }
+
+// readPatience is the patience of read-only fleet commands: rmm's IPMI
+// layer retransmits a request unanswered for 250 ms, so by then the BMC is
+// late, and waiting for it is not work. With 5% of 1,000 BMCs dead, the
+// dead ones no longer hold up the rest; with 10% or 20% dead (more than
+// -j), power status no longer takes two or four timeouts (make bench).
+const readPatience = 250 * time.Millisecond
 
 func (o *fleetOptions) bind(cmd *cobra.Command, formats ...string) {
 	cmd.Flags().IntVarP(&o.jobs, "jobs", "j", fanout.DefaultJobs, "how many BMCs to talk to at once")
@@ -129,7 +141,7 @@ func (f *fleet) withConn(ctx context.Context, h *inventory.Host, fn func(*bmc.Co
 // deadline; results come back in inventory order. A progress line goes to
 // stderr when it is a terminal and there is more than a handful of hosts.
 func runFleet[T any](ctx context.Context, env *Env, hosts []*inventory.Host, o fleetOptions, what string, fn func(ctx context.Context, h *inventory.Host) (T, error)) []fanout.Result[T] {
-	opts := fanout.Options{Jobs: o.jobs, Timeout: o.timeout}
+	opts := fanout.Options{Jobs: o.jobs, Timeout: o.timeout, Patience: o.patience}
 	var p *progress
 	if env.IO.ErrTTY && len(hosts) > 5 {
 		p = &progress{w: env.IO.ErrOut, what: what}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,5 +131,100 @@ func TestRunProgress(t *testing.T) {
 	}}, func(ctx context.Context, i int) (int, error) { return i, nil })
 	if calls != 10 {
 		t.Fatalf("progress called %d times", calls)
+	}
+}
+
+// With Patience, items that wait (dead BMCs) stop holding their job: the
+// rest of the run goes on beside them. Without it, two waiting items with
+// Jobs 2 would stall every later item until they end.
+func TestRunPatienceLetsWaitingItemsStepAside(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		patience time.Duration
+		wantAll  bool // every fast item finishes while the slow ones wait
+	}{
+		{"patience", 10 * time.Millisecond, true},
+		{"no patience", 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			var fast atomic.Int32
+			var fastFirst atomic.Bool // the later items all ran before the release
+			allFast := make(chan struct{})
+			const n = 20
+			go func() {
+				defer close(release)
+				select {
+				case <-allFast:
+					fastFirst.Store(true)
+				case <-time.After(300 * time.Millisecond):
+				}
+			}()
+			rs := Run(context.Background(), n, Options{Jobs: 2, Patience: tt.patience}, func(ctx context.Context, i int) (int, error) {
+				if i < 2 {
+					<-release // a dead BMC: waits until the test lets it go
+					return i, nil
+				}
+				if fast.Add(1) == n-2 {
+					close(allFast)
+				}
+				return i, nil
+			})
+			if got := fastFirst.Load(); got != tt.wantAll {
+				t.Fatalf("later items all ran while the first two waited: %v, want %v", got, tt.wantAll)
+			}
+			if Failed(rs) != 0 || len(rs) != n {
+				t.Fatalf("%d results, %d failed", len(rs), Failed(rs))
+			}
+		})
+	}
+}
+
+// Patience never lets more than Jobs*8 items run at once, and every item
+// runs once.
+func TestRunPatienceBoundsInFlight(t *testing.T) {
+	const jobs, n = 2, 40
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var started []int
+	var inFlight, peak atomic.Int32
+	go func() {
+		defer close(release)
+		deadline := time.After(5 * time.Second)
+		for peak.Load() < jobs*waitingPerJob {
+			select {
+			case <-deadline:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // room for a bug to start one more
+	}()
+	Run(context.Background(), n, Options{Jobs: jobs, Patience: time.Millisecond}, func(ctx context.Context, i int) (int, error) {
+		mu.Lock()
+		started = append(started, i)
+		mu.Unlock()
+		c := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if c <= p || peak.CompareAndSwap(p, c) {
+				break
+			}
+		}
+		<-release
+		inFlight.Add(-1)
+		return i, nil
+	})
+	if p := peak.Load(); p != jobs*waitingPerJob {
+		t.Fatalf("peak in flight %d, want %d", p, jobs*waitingPerJob)
+	}
+	slices.Sort(started)
+	for k, i := range started {
+		if k != i {
+			t.Fatalf("items started %v, want each of 0..%d once", started, n-1)
+		}
+	}
+	if len(started) != n {
+		t.Fatalf("%d items started, want %d", len(started), n)
 	}
 }
