@@ -57,7 +57,11 @@ GUID, UUID or serial, rmm reads it from the BMC first and refuses on a
 mismatch, so a stale IP never reboots the wrong server.
 
 Every action is appended to the audit journal ($RMM_AUDIT_LOG, else
-$XDG_STATE_HOME/rmm/audit.log) and to syslog; see rmm journal.`,
+$XDG_STATE_HOME/rmm/audit.log) and to syslog; see rmm journal.
+
+-j bounds the BMCs worked on at once. For status, a BMC that has not
+answered for 250ms stops counting against it (at most 8 x -j sessions stay
+open), so dead BMCs do not hold up the rest; actions keep -j exact.`,
 		Example: `  rmm power status all
   rmm power cycle db1 --reason "kernel panic, INC-4312"
   rmm power off @web,-web01 --yes --reason "rack r12 maintenance"
