@@ -27,10 +27,9 @@ const (
 	passwordEnv   = "RMM_BENCH_PASSWORD"
 )
 
-// deadEvery makes every 20th host dead: 5%, spread evenly through the
-// inventory, the last host included (so the run cannot finish before the
-// last dead host's timeout even if rmm started it last).
-const deadEvery = 20
+// Dead hosts are every deadEvery-th host (every 20th: 5%), spread evenly
+// through the inventory, the last host included, so no client can finish
+// before the last dead host's timeout by starting it early.
 
 // fleetHost is one simulated host.
 type fleetHost struct {
@@ -43,9 +42,11 @@ type fleetHost struct {
 type fleetSpec struct {
 	Label string // "1,000 BMCs, 5% dead"
 	N     int
-	Dead  bool // every deadEvery-th host dead
-	Port  uint16
-	Hosts []fleetHost
+	Dead  bool // some hosts dead
+	// DeadEvery makes every DeadEvery-th host dead (0: none).
+	DeadEvery int
+	Port      uint16
+	Hosts     []fleetHost
 
 	Inventory string // rmm inventory (also what `rmm sim` serves)
 	IPFile    string // every BMC IP, one per line (xargs, the floor)
@@ -53,14 +54,14 @@ type fleetSpec struct {
 
 // newFleetSpec lays out n hosts from base. The first host is called db1
 // (the on-call path targets it); the rest hostNNNN.
-func newFleetSpec(dir string, label string, base netip.Addr, n int, dead bool, port uint16) (*fleetSpec, error) {
-	f := &fleetSpec{Label: label, N: n, Dead: dead, Port: port}
+func newFleetSpec(dir string, label string, base netip.Addr, n int, deadEvery int, port uint16) (*fleetSpec, error) {
+	f := &fleetSpec{Label: label, N: n, Dead: deadEvery > 0, DeadEvery: deadEvery, Port: port}
 	for i, a := range sim.Addrs(base, n) {
 		name := fmt.Sprintf("host%04d", i+1)
 		if i == 0 {
 			name = "db1"
 		}
-		f.Hosts = append(f.Hosts, fleetHost{Name: name, Addr: a, Dead: dead && i%deadEvery == deadEvery-1})
+		f.Hosts = append(f.Hosts, fleetHost{Name: name, Addr: a, Dead: deadEvery > 0 && i%deadEvery == deadEvery-1})
 	}
 	slug := strings.NewReplacer(",", "", " ", "-", "%", "pct").Replace(label)
 	f.Inventory = filepath.Join(dir, "inventory-"+slug+".yaml")

@@ -40,6 +40,7 @@ type config struct {
 	timeout       time.Duration // per-host timeout in the dead scenarios
 	sizes         []int
 	keep, verbose bool
+	deadHeavy     bool // also a fleet with 20% dead (more than -j)
 }
 
 func main() {
@@ -91,6 +92,7 @@ func run() int {
 	flag.IntVar(&c.profileRuns, "profile-runs", 10, "profiled rmm runs on 1,000 BMCs (merged; not timed)")
 	flag.DurationVar(&c.timeout, "timeout", 2*time.Second, "the per-host timeout every client gets in the dead-BMC scenarios")
 	flag.StringVar(&sizes, "sizes", sizes, "fleet sizes (comma list)")
+	flag.BoolVar(&c.deadHeavy, "dead20", true, "also time rmm and ipmipower on the largest fleet with 20% dead")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (inventories, profiles, logs)")
 	flag.BoolVar(&c.verbose, "v", true, "print every run on stderr")
 	flag.Parse()
@@ -236,13 +238,20 @@ func (b *bench) all(ctx context.Context) error {
 		b.logf("bench: rmm has no audit command yet; the audit rows are skipped")
 	}
 
-	for k, n := range b.cfg.sizes {
-		for d, dead := range []bool{false, true} {
-			// A fresh /16 per fleet: 127.1.0.0/16 and up.
-			base := netip.AddrFrom4([4]byte{127, byte(1 + 2*k + d), 0, 1})
-			if err := b.fleet(ctx, n, dead, base); err != nil {
+	// A fresh /16 per fleet: 127.1.0.0/16 and up.
+	block := byte(1)
+	for _, n := range b.cfg.sizes {
+		for _, every := range []int{0, 20} {
+			if err := b.fleet(ctx, n, every, netip.AddrFrom4([4]byte{127, block, 0, 1})); err != nil {
 				return err
 			}
+			block++
+		}
+	}
+	// A rack or site down: more dead BMCs than rmm's -j.
+	if b.cfg.deadHeavy {
+		if err := b.fleet(ctx, b.big(), 5, netip.AddrFrom4([4]byte{127, block, 0, 1})); err != nil {
+			return err
 		}
 	}
 	if err := b.list(ctx); err != nil {
@@ -256,17 +265,19 @@ func (b *bench) all(ctx context.Context) error {
 // big is the largest fleet size: the one the targets are judged on.
 func (b *bench) big() int { return slices.Max(b.cfg.sizes) }
 
-func label(n int, dead bool) string {
+func label(n int, deadEvery int) string {
 	s := fmt.Sprintf("%s BMCs", thousands(n))
-	if dead {
-		s += ", 5% dead"
+	if deadEvery > 0 {
+		s += fmt.Sprintf(", %d%% dead", 100/deadEvery)
 	}
 	return s
 }
 
 // fleet starts one simulated fleet, runs its scenarios, and stops it.
-func (b *bench) fleet(ctx context.Context, n int, dead bool, base netip.Addr) error {
-	f, err := newFleetSpec(b.dir, label(n, dead), base, n, dead, b.port)
+func (b *bench) fleet(ctx context.Context, n int, deadEvery int, base netip.Addr) error {
+	dead := deadEvery > 0
+	heavy := dead && deadEvery != 20 // the extra fleet: rmm and ipmipower only
+	f, err := newFleetSpec(b.dir, label(n, deadEvery), base, n, deadEvery, b.port)
 	if err != nil {
 		return err
 	}
@@ -296,8 +307,12 @@ func (b *bench) fleet(ctx context.Context, n int, dead bool, base netip.Addr) er
 		sc.Alias = "status-big"
 	}
 	if dead {
-		sc.Key += "-dead"
-		sc.Alias += "-dead"
+		suffix := "-dead"
+		if heavy {
+			suffix = fmt.Sprintf("-dead%d", 100/deadEvery)
+		}
+		sc.Key += suffix
+		sc.Alias += suffix
 		sc.Flags = b.timeoutFlags()
 	}
 	itRuns := b.cfg.ipmitoolRuns
@@ -308,7 +323,7 @@ func (b *bench) fleet(ctx context.Context, n int, dead bool, base netip.Addr) er
 		{Job: b.rmmJob(f, timeout, "power", "status", "all")},
 		{Job: b.ipmipowerJob(f, timeout, f.addrs()...)},
 	}
-	if itRuns > 0 {
+	if itRuns > 0 && !heavy {
 		sc.Cells = append(sc.Cells, &cell{Job: b.ipmitoolLoop(f, timeout, itRuns)})
 	}
 	if !dead {
@@ -322,7 +337,7 @@ func (b *bench) fleet(ctx context.Context, n int, dead bool, base netip.Addr) er
 		return err
 	}
 
-	if n == b.big() {
+	if n == b.big() && !heavy {
 		if !dead {
 			if err := b.single(ctx, r, f); err != nil {
 				return err
