@@ -65,6 +65,9 @@ func describeMachine(rmm string, tools map[string]string) machine {
 		}
 		m.Revision = rev
 	}
+	if m.Revision == "" {
+		m.Revision = gitRevision()
+	}
 	if u, err := user.Current(); err == nil {
 		m.User = u.Username
 		if u.Uid != "0" {
@@ -78,6 +81,20 @@ func describeMachine(rmm string, tools map[string]string) machine {
 		}
 	}
 	return m
+}
+
+// gitRevision is the checked-out commit, when bin/rmm carries no VCS
+// stamp (go build -buildvcs=false, or GOFLAGS saying so).
+func gitRevision() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	rev := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		rev += " (with uncommitted changes in the tree)"
+	}
+	return rev + ", from git in the working directory"
 }
 
 func firstLine(bin string, args ...string) string {
