@@ -3,11 +3,14 @@
 //
 // It is rmm's own small interface in front of the protocol code: commands
 // see Target, Conn, PowerState, Identity, SELEntry and friends, never a
-// bmclib, gofish or go-ipmi type. bmclib's provider registry is the engine
-// underneath (fallback between protocols, metadata on which provider
-// answered); rmm registers its own native IPMI provider (an RMCP+ session
-// layer with crypto/rand IVs, see bmc/ipmi) and its own Redfish provider on
-// gofish (bmc/redfish), with bmclib's ipmitool provider as a last resort.
+// bmclib, gofish or go-ipmi type. bmclib is the engine underneath: each
+// host's providers are registered in a bmclib (registrar) registry in the
+// host's protocol order and driven through bmclib's provider functions
+// (open, power state, power set, close), with rmm choosing the order and
+// sharing out the deadline. rmm's providers are its own native IPMI
+// provider (an RMCP+ session layer with crypto/rand IVs, see bmc/ipmi) and
+// its own Redfish provider on gofish (bmc/redfish), with bmclib's ipmitool
+// provider as a last resort.
 //
 // The package knows nothing about YAML, inventories or cobra: callers build
 // a Target from whatever they hold.

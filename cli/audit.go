@@ -143,7 +143,7 @@ func auditRun(ctx context.Context, o *auditOptions) error {
 		return err
 	}
 	pingBudget := min(o.pingTimeout, o.timeout)
-	rs := runFleet(ctx, o.env, hosts, o.fleetOptions, "audit", func(ctx context.Context, h *inventory.Host) (auditResult, error) {
+	rs := runFleet(ctx, o.env, hosts, o.fleetOptions.reading(), "audit", func(ctx context.Context, h *inventory.Host) (auditResult, error) {
 		r := auditHost(ctx, f, h, pingBudget)
 		if r.Result != bmc.OutcomeOK {
 			return r, errors.New(r.Error)

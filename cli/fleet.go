@@ -34,6 +34,15 @@ type fleetOptions struct {
 // -j), power status no longer takes two or four timeouts (make bench).
 const readPatience = 250 * time.Millisecond
 
+// reading returns the options for a read-only fan-out: hosts that have not
+// answered within readPatience stop counting against -j (see
+// fanout.Options.Patience), so many dead BMCs cannot stall a status, audit,
+// sel or health run. Actions keep -j exact.
+func (o fleetOptions) reading() fleetOptions {
+	o.patience = readPatience
+	return o
+}
+
 func (o *fleetOptions) bind(cmd *cobra.Command, formats ...string) {
 	cmd.Flags().IntVarP(&o.jobs, "jobs", "j", fanout.DefaultJobs, "how many BMCs to talk to at once")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Second, "per-host deadline for talking to its BMC")

@@ -554,7 +554,7 @@ func healthCollect(ctx context.Context, o *healthOptions) (*healthReport, error)
 		state = &healthstate.File{}
 	}
 
-	rs := runFleet(ctx, o.env, hosts, o.fleetOptions, "health", func(ctx context.Context, h *inventory.Host) (hostHealth, error) {
+	rs := runFleet(ctx, o.env, hosts, o.fleetOptions.reading(), "health", func(ctx context.Context, h *inventory.Host) (hostHealth, error) {
 		return checkHost(ctx, f, h), nil
 	})
 	now := o.env.now()

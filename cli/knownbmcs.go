@@ -132,7 +132,7 @@ func knownRun(ctx context.Context, o *knownOptions, sub string, args []string) e
 	type row struct {
 		Host, BMC, Current, Expected, Source, Status string
 	}
-	rs := runFleet(ctx, o.env, rf, fleetOptions{jobs: 32, timeout: 10 * time.Second}, "known-bmcs check", func(ctx context.Context, h *inventory.Host) (row, error) {
+	rs := runFleet(ctx, o.env, rf, fleetOptions{jobs: 32, timeout: 10 * time.Second}.reading(), "known-bmcs check", func(ctx context.Context, h *inventory.Host) (row, error) {
 		ap := endpoint(h)
 		r := row{Host: h.Name, BMC: ap.String()}
 		fp, err := bmc.CertFingerprint(ctx, ap)

@@ -36,7 +36,7 @@ func checkFormat(got string, allowed ...string) error {
 // spends about 42 µs per row (width caches, merge and wrap machinery):
 // 0.42 s for a 10,000-host `rmm list`, against a budget of 100 ms. Both
 // paths print the same bytes (TestWriteTablePathsAgree).
-const bigTable = 2000
+const bigTable = 500
 
 // writeTable prints an aligned, borderless table (like kubectl's): columns
 // separated by two spaces, a header row in capitals, "-" for an empty cell,

@@ -251,9 +251,7 @@ func settle(ctx context.Context, c *bmc.Conn, a bmc.PowerAction, before bmc.Powe
 }
 
 func powerStatus(ctx context.Context, o *powerOptions, f *fleet, hosts []*inventory.Host) error {
-	fo := o.fleetOptions
-	fo.patience = readPatience
-	rs := runFleet(ctx, o.env, hosts, fo, "power status", func(ctx context.Context, h *inventory.Host) (powerResult, error) {
+	rs := runFleet(ctx, o.env, hosts, o.fleetOptions.reading(), "power status", func(ctx context.Context, h *inventory.Host) (powerResult, error) {
 		start := time.Now()
 		r := powerResult{Host: h.Name, BMC: h.Addr.String(), Action: "status"}
 		err := f.withConn(ctx, h, func(c *bmc.Conn) error {

@@ -150,7 +150,7 @@ func selRun(ctx context.Context, o *selOptions) error {
 	if err != nil {
 		return err
 	}
-	rs := runFleet(ctx, o.env, hosts, o.fleetOptions, "sel", func(ctx context.Context, h *inventory.Host) (selHost, error) {
+	rs := runFleet(ctx, o.env, hosts, o.fleetOptions.reading(), "sel", func(ctx context.Context, h *inventory.Host) (selHost, error) {
 		r := selHost{Host: h.Name, BMC: h.Addr.String(), Entries: []selEntry{}}
 		var raw []bmc.SELEntry
 		err := f.withConn(ctx, h, func(c *bmc.Conn) error {
