@@ -25,7 +25,15 @@ func startRedfish(s HostSpec, h *Host, addr netip.AddrPort, delay time.Duration,
 		}
 		cert = &c
 	}
+	// A host with an IPMI side advertises that port for Serial-over-LAN,
+	// whatever the captured tree says (Supermicro's says 623, which a
+	// non-root simulator cannot bind).
+	var ipmiPortNow uint16
+	if h.IPMI != nil {
+		ipmiPortNow = h.IPMI.Addr().Port()
+	}
 	return redfishsim.Start(redfishsim.Config{
+		IPMIPort: ipmiPortNow,
 		Addr:     addr,
 		Vendor:   vendor,
 		Username: s.Username,

@@ -371,12 +371,33 @@ func (s *Server) systemDoc(p string) reply {
 	if m.ID.Serial != "" {
 		o.set("SerialNumber", m.ID.Serial)
 	}
+	if s.cfg.IPMIPort != 0 {
+		o = withIPMIPort(o, s.cfg.IPMIPort)
+	}
 	o = s.withRollup(o)
 	rep := ok200(o.pretty())
 	if etag := o.getString("@odata.etag"); etag != "" {
 		rep.header.Set("ETag", etag)
 	}
 	return rep
+}
+
+// withIPMIPort rewrites SerialConsole.IPMI.Port where the tree has one.
+func withIPMIPort(o object, port uint16) object {
+	sc, err := parseObject(o.get("SerialConsole"))
+	if err != nil {
+		return o
+	}
+	ipmi, err := parseObject(sc.get("IPMI"))
+	if err != nil || ipmi.get("Port") == nil {
+		return o
+	}
+	ipmi = ipmi.clone()
+	ipmi.set("Port", int(port))
+	sc = sc.clone()
+	sc.set("IPMI", ipmi)
+	o.set("SerialConsole", sc)
+	return o
 }
 
 // redactPassword keeps a login body readable in the request log without

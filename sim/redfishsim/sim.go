@@ -66,6 +66,10 @@ type Config struct {
 	// Log, when set, receives one line per request. It must be safe for
 	// concurrent use if several servers share it.
 	Log io.Writer
+	// IPMIPort, when set, replaces the port the tree advertises for IPMI
+	// Serial-over-LAN (ComputerSystem.SerialConsole.IPMI.Port), so a client
+	// that follows the advertisement reaches the simulated IPMI side.
+	IPMIPort uint16
 }
 
 // Faults are misbehaviours a test can switch on while a server runs.
