@@ -92,3 +92,21 @@ func TestTotals(t *testing.T) {
 		}
 	}
 }
+
+func TestDeadlineFlake(t *testing.T) {
+	tests := []struct {
+		out  string
+		want bool
+	}{
+		{"fuzz: elapsed: 10s, execs: 143979\n--- FAIL: FuzzX (10.07s)\n    context deadline exceeded\nFAIL\n", true},
+		{"--- FAIL: FuzzX (0.2s)\n    x_test.go:12: got 1 want 2\n    Failing input written to testdata/fuzz/FuzzX/abc\n", false},
+		{"--- FAIL: FuzzX\n    panic: index out of range\n    context deadline exceeded\n", false},
+		{"--- FAIL: FuzzX\n    x_test.go:40: boom\ncontext deadline exceeded\n", false},
+		{"build failed", false},
+	}
+	for _, tt := range tests {
+		if got := deadlineFlake([]byte(tt.out)); got != tt.want {
+			t.Errorf("deadlineFlake(%q) = %v, want %v", tt.out, got, tt.want)
+		}
+	}
+}
