@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/rmm
 PKGS    := ./...
 # Short fuzzing per target in `make test` (longer: make fuzz FUZZTIME=5m).
-FUZZTIME ?= 10s
+FUZZTIME ?= 5s
 
 .PHONY: all build test test-go fuzz-short fuzz demo deps bench lint clean
 
