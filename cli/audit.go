@@ -126,19 +126,11 @@ func auditRun(ctx context.Context, o *auditOptions) error {
 	if o.pingTimeout <= 0 {
 		return usageErrorf("--ping-timeout must be positive, got %s", o.pingTimeout)
 	}
-	inv, err := loadInventory(o.env, o.g)
-	if err != nil {
-		return err
-	}
 	sel := o.selector
 	if len(sel) == 0 {
 		sel = []string{"all"}
 	}
-	hosts, err := selectHosts(inv, sel)
-	if err != nil {
-		return err
-	}
-	f, err := newFleet(o.env, inv)
+	f, hosts, err := openFleet(o.env, o.g, sel)
 	if err != nil {
 		return err
 	}

@@ -528,19 +528,11 @@ func healthCollect(ctx context.Context, o *healthOptions) (*healthReport, error)
 	if o.selSince < 0 {
 		return nil, usageErrorf("--sel-since must not be negative, got %s", o.selSince)
 	}
-	inv, err := loadInventory(o.env, o.g)
-	if err != nil {
-		return nil, err
-	}
 	sel := o.selector
 	if len(sel) == 0 {
 		sel = []string{"all"}
 	}
-	hosts, err := selectHosts(inv, sel)
-	if err != nil {
-		return nil, err
-	}
-	f, err := newFleet(o.env, inv)
+	f, hosts, err := openFleet(o.env, o.g, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -585,7 +577,7 @@ func healthCollect(ctx context.Context, o *healthOptions) (*healthReport, error)
 				sf.Put(u)
 			}
 			sf.Prune(func(host, addr string) bool {
-				h, ok := inv.Host(host)
+				h, ok := f.inv.Host(host)
 				return ok && h.Addr.String() == addr
 			})
 		})

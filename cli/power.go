@@ -2,18 +2,14 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rmm-project/rmm/bmc"
 	"github.com/rmm-project/rmm/inventory"
-	"github.com/rmm-project/rmm/journal"
 )
 
 func init() { register(newPowerCmd) }
@@ -94,20 +90,6 @@ open), so dead BMCs do not hold up the rest; actions keep -j exact.`,
 	return cmd
 }
 
-// powerResult is one host's row, in tables and JSON.
-type powerResult struct {
-	Host       string      `json:"host"`
-	BMC        string      `json:"bmc"`
-	Protocol   string      `json:"protocol,omitempty"`
-	Action     string      `json:"action"`
-	Before     string      `json:"before,omitempty"`
-	After      string      `json:"after,omitempty"`
-	Result     bmc.Outcome `json:"result"`
-	Error      string      `json:"error,omitempty"`
-	Hint       string      `json:"hint,omitempty"`
-	DurationMS int64       `json:"duration_ms"`
-}
-
 func powerRun(ctx context.Context, o *powerOptions) error {
 	if err := o.fleetOptions.check(FormatTable, FormatJSON, FormatCSV); err != nil {
 		return err
@@ -123,20 +105,12 @@ func powerRun(ctx context.Context, o *powerOptions) error {
 	if o.waitTimeout <= 0 {
 		return usageErrorf("--wait-timeout must be positive")
 	}
-	inv, err := loadInventory(o.env, o.g)
-	if err != nil {
-		return err
-	}
-	hosts, err := selectHosts(inv, o.selector)
-	if err != nil {
-		return err
-	}
-	f, err := newFleet(o.env, inv)
+	f, hosts, err := openFleet(o.env, o.g, o.selector)
 	if err != nil {
 		return err
 	}
 	if o.dryRun {
-		return dryRun(o.env, f, inv, hosts, "power "+o.action)
+		return dryRun(o.env, f, hosts, "power "+o.action)
 	}
 	if action == "" {
 		return powerStatus(ctx, o, f, hosts)
@@ -150,59 +124,25 @@ func powerRun(ctx context.Context, o *powerOptions) error {
 	if !o.waitSet {
 		wait = (o.env.IO.OutTTY || o.env.IO.ErrTTY) && (action == bmc.ActionOn || action == bmc.ActionOff || action == bmc.ActionCycle)
 	}
-	jr, err := openJournal(o.env)
-	if err != nil {
-		return err
-	}
-	defer jr.Close()
-	run := newRunID()
-	operator := journal.Operator(o.env.getenv)
-
-	rs := runFleet(ctx, o.env, hosts, o.fleetOptions, "power "+o.action, func(ctx context.Context, h *inventory.Host) (powerResult, error) {
-		start := time.Now()
-		r := powerResult{Host: h.Name, BMC: h.Addr.String(), Action: o.action}
-		sent := false
-		err := f.withConn(ctx, h, func(c *bmc.Conn) error {
-			r.Protocol = string(c.Protocol())
-			if _, err := c.VerifyIdentity(ctx); err != nil {
-				return err
-			}
+	sc := &stateChange{env: o.env, fleet: f, opts: o.fleetOptions, name: "power " + o.action, label: o.action, reason: o.reason,
+		do: func(ctx context.Context, c *bmc.Conn, r *actionResult) (bool, error) {
 			before, err := c.PowerState(ctx)
 			if err != nil {
-				return err
+				return false, err
 			}
 			r.Before = string(before)
 			err = c.SetPower(ctx, action)
 			// The journal records every request that may have reached the
 			// BMC; a failure the provider marks as "not sent" is only an
 			// error on the screen.
-			sent = !errors.Is(err, bmc.ErrNotSent)
 			if err != nil {
-				return err
+				return !errors.Is(err, bmc.ErrNotSent), err
 			}
 			after, err := settle(ctx, c, action, before, wait, o.waitTimeout)
 			r.After = string(after)
-			return err
-		})
-		r.DurationMS = time.Since(start).Milliseconds()
-		r.Result, r.Error, r.Hint = bmc.Classify(err), errString(err), bmc.Hint(err)
-		if sent {
-			// One journal line per host as it finishes: an interrupted run
-			// leaves exactly the lines for what was done.
-			e := journal.Entry{Time: start.UTC(), Operator: operator, Reason: o.reason, Host: h.Name, BMC: h.Addr.String(),
-				Protocol: r.Protocol, Action: "power " + o.action, Before: r.Before, After: r.After,
-				Result: string(r.Result), Error: r.Error, DurationMS: r.DurationMS, Run: run}
-			if errors.Is(err, context.Canceled) {
-				e.Result = "interrupted"
-				e.Error = "interrupted after the request was sent; the BMC may have acted"
-			}
-			if jerr := jr.Append(e); jerr != nil {
-				fmt.Fprintf(o.env.IO.ErrOut, "rmm: %v\n", jerr)
-			}
-		}
-		return r, err
-	})
-	return finishPower(ctx, o, hosts, rs)
+			return true, err
+		}}
+	return sc.run(ctx, hosts)
 }
 
 // settle reads the state after an action. With wait it polls, bounded by
@@ -251,9 +191,9 @@ func settle(ctx context.Context, c *bmc.Conn, a bmc.PowerAction, before bmc.Powe
 }
 
 func powerStatus(ctx context.Context, o *powerOptions, f *fleet, hosts []*inventory.Host) error {
-	rs := runFleet(ctx, o.env, hosts, o.fleetOptions.reading(), "power status", func(ctx context.Context, h *inventory.Host) (powerResult, error) {
+	rs := runFleet(ctx, o.env, hosts, o.fleetOptions.reading(), "power status", func(ctx context.Context, h *inventory.Host) (actionResult, error) {
 		start := time.Now()
-		r := powerResult{Host: h.Name, BMC: h.Addr.String(), Action: "status"}
+		r := actionResult{Host: h.Name, BMC: h.Addr.String(), Action: "status"}
 		err := f.withConn(ctx, h, func(c *bmc.Conn) error {
 			r.Protocol = string(c.Protocol())
 			st, err := c.PowerState(ctx)
@@ -264,83 +204,7 @@ func powerStatus(ctx context.Context, o *powerOptions, f *fleet, hosts []*invent
 		r.Result, r.Error, r.Hint = bmc.Classify(err), errString(err), bmc.Hint(err)
 		return r, err
 	})
-	return finishPower(ctx, o, hosts, rs)
-}
-
-// finishPower prints the table (or JSON/CSV), the per-host errors and the
-// summary, and decides the exit code.
-func finishPower(ctx context.Context, o *powerOptions, hosts []*inventory.Host, rs []fanoutResult[powerResult]) error {
-	results := make([]powerResult, len(rs))
-	failed := 0
-	for i, r := range rs {
-		results[i] = r.Value
-		if results[i].Host == "" { // never started
-			results[i] = powerResult{Host: hosts[i].Name, BMC: hosts[i].Addr.String(), Action: o.action, Result: bmc.Classify(r.Err), Error: errString(r.Err)}
-		}
-		if r.Err != nil {
-			failed++
-		}
-	}
-	var header []string
-	var rows [][]string
-	if o.action == "status" {
-		header = []string{"host", "bmc", "protocol", "power", "result"}
-		for _, r := range results {
-			rows = append(rows, []string{r.Host, r.BMC, r.Protocol, r.After, string(r.Result)})
-		}
-	} else {
-		header = []string{"host", "bmc", "protocol", "before", "after", "result"}
-		for _, r := range results {
-			rows = append(rows, []string{r.Host, r.BMC, r.Protocol, r.Before, r.After, string(r.Result)})
-		}
-	}
-	if err := writeRecords(o.env.IO.Out, o.output, header, rows, results); err != nil {
-		return err
-	}
-	reportErrors(o.env, rs)
-	code := summarize(o.env, len(rs), failed, "power "+o.action)
-	if ctx.Err() != nil {
-		fmt.Fprintf(o.env.IO.ErrOut, "rmm: interrupted: sessions closed; the journal has a line for every host that was acted on\n")
-		return silentExit(ExitInterrupted)
-	}
-	return silentExit(code)
-}
-
-// dryRun shows what would be done, without touching the network or
-// resolving any password.
-func dryRun(env *Env, f *fleet, inv *inventory.Inventory, hosts []*inventory.Host, what string) error {
-	var rows [][]string
-	for _, h := range hosts {
-		src := "none"
-		if cs := inv.CredentialsFor(h); cs != nil {
-			src = cs.Name + ": user " + cs.User + ", password from " + cs.Source()
-		}
-		rows = append(rows, []string{h.Name, h.Addr.String(), strings.Join(h.Protocols, ","), src, what})
-	}
-	if err := writeTable(env.IO.Out, []string{"host", "bmc", "protocols", "credentials", "action"}, rows); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.IO.ErrOut, "dry run: nothing was sent to any BMC (%d hosts)\n", len(hosts))
-	return nil
-}
-
-// openJournal opens the audit journal at $RMM_AUDIT_LOG or the default
-// path. Syslog is used unless RMM_NO_SYSLOG=1 (tests).
-func openJournal(env *Env) (*journal.Journal, error) {
-	path := env.getenv("RMM_AUDIT_LOG")
-	if path == "" {
-		path = journal.DefaultPath(env.getenv)
-	}
-	j, err := journal.Open(path, env.getenv("RMM_NO_SYSLOG") != "1")
-	if err != nil {
-		return nil, fmt.Errorf("%w\nhint: set RMM_AUDIT_LOG to a writable file; rmm does not change power without a journal", err)
-	}
-	return j, nil
-}
-
-// newRunID ties the journal lines of one invocation together.
-func newRunID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return finishActions(ctx, o.env, o.output, "power status", "status", hosts, rs,
+		[]string{"host", "bmc", "protocol", "power", "result"},
+		func(r actionResult) []string { return []string{r.Host, r.BMC, r.Protocol, r.After, string(r.Result)} })
 }

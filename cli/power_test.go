@@ -54,7 +54,7 @@ func TestPowerActionsEveryProtocolAndVendor(t *testing.T) {
 				if r.code != 0 {
 					t.Fatalf("power %v: exit %d\n%s%s", st.args, r.code, r.stdout, r.stderr)
 				}
-				var rs []powerResult
+				var rs []actionResult
 				if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil || len(rs) != 1 {
 					t.Fatalf("power %v: bad json %v: %s", st.args, err, r.stdout)
 				}
@@ -138,7 +138,7 @@ func TestPowerStatusDeadAndSlowHosts(t *testing.T) {
 	if elapsed > 9*time.Second {
 		t.Errorf("took %v with a 3s timeout: timeouts added up", elapsed)
 	}
-	var rs []powerResult
+	var rs []actionResult
 	if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/rmm-project/rmm/bmc"
 	"github.com/rmm-project/rmm/inventory"
-	"github.com/rmm-project/rmm/journal"
 )
 
 func init() { register(newSELCmd) }
@@ -138,15 +137,7 @@ func selRun(ctx context.Context, o *selOptions) error {
 		}
 		since = t
 	}
-	inv, err := loadInventory(o.env, o.g)
-	if err != nil {
-		return err
-	}
-	hosts, err := selectHosts(inv, o.selector)
-	if err != nil {
-		return err
-	}
-	f, err := newFleet(o.env, inv)
+	f, hosts, err := openFleet(o.env, o.g, o.selector)
 	if err != nil {
 		return err
 	}
@@ -439,118 +430,38 @@ right away); see rmm journal.`,
 	return cmd
 }
 
-// selClearResult is one host's row.
-type selClearResult struct {
-	Host       string      `json:"host"`
-	BMC        string      `json:"bmc"`
-	Protocol   string      `json:"protocol,omitempty"`
-	Action     string      `json:"action"`
-	Before     string      `json:"before,omitempty"`
-	After      string      `json:"after,omitempty"`
-	Result     bmc.Outcome `json:"result"`
-	Error      string      `json:"error,omitempty"`
-	Hint       string      `json:"hint,omitempty"`
-	DurationMS int64       `json:"duration_ms"`
-}
-
 const selClearAction = "sel clear"
 
 func selClearRun(ctx context.Context, o *selClearOptions) error {
 	if err := o.fleetOptions.check(FormatTable, FormatJSON, FormatCSV); err != nil {
 		return err
 	}
-	inv, err := loadInventory(o.env, o.g)
-	if err != nil {
-		return err
-	}
-	hosts, err := selectHosts(inv, o.selector)
-	if err != nil {
-		return err
-	}
-	f, err := newFleet(o.env, inv)
+	f, hosts, err := openFleet(o.env, o.g, o.selector)
 	if err != nil {
 		return err
 	}
 	if o.dryRun {
-		return dryRun(o.env, f, inv, hosts, selClearAction)
+		return dryRun(o.env, f, hosts, selClearAction)
 	}
 	if err := confirm(o.env, o.yes, "clear the SEL on", hosts); err != nil {
 		return err
 	}
-	jr, err := openJournal(o.env)
-	if err != nil {
-		return err
-	}
-	defer jr.Close()
-	run := newRunID()
-	operator := journal.Operator(o.env.getenv)
-
-	rs := runFleet(ctx, o.env, hosts, o.fleetOptions, selClearAction, func(ctx context.Context, h *inventory.Host) (selClearResult, error) {
-		start := time.Now()
-		r := selClearResult{Host: h.Name, BMC: h.Addr.String(), Action: selClearAction}
-		sent := false
-		err := f.withConn(ctx, h, func(c *bmc.Conn) error {
-			r.Protocol = string(c.Protocol())
-			if _, err := c.VerifyIdentity(ctx); err != nil {
-				return err
-			}
+	sc := &stateChange{env: o.env, fleet: f, opts: o.fleetOptions, name: selClearAction, label: selClearAction, reason: o.reason,
+		do: func(ctx context.Context, c *bmc.Conn, r *actionResult) (bool, error) {
 			before, err := c.SEL(ctx)
 			if err != nil {
-				return err
+				return false, err
 			}
 			r.Before = strconv.Itoa(len(before))
-			sent = true
 			if err := c.ClearSEL(ctx); err != nil {
-				return err
+				return !errors.Is(err, bmc.ErrNotSent), err
 			}
 			after, err := c.SEL(ctx)
 			if err != nil {
-				return fmt.Errorf("the clear request was accepted, but reading the SEL back failed: %w", err)
+				return true, fmt.Errorf("the clear request was accepted, but reading the SEL back failed: %w", err)
 			}
 			r.After = strconv.Itoa(len(after))
-			return nil
-		})
-		r.DurationMS = time.Since(start).Milliseconds()
-		r.Result, r.Error, r.Hint = bmc.Classify(err), errString(err), bmc.Hint(err)
-		if sent {
-			// One journal line per host as it finishes, like power: an
-			// interrupted run leaves exactly the lines for what was done.
-			e := journal.Entry{Time: start.UTC(), Operator: operator, Reason: o.reason, Host: h.Name, BMC: h.Addr.String(),
-				Protocol: r.Protocol, Action: selClearAction, Before: r.Before, After: r.After,
-				Result: string(r.Result), Error: r.Error, DurationMS: r.DurationMS, Run: run}
-			if errors.Is(err, context.Canceled) {
-				e.Result = "interrupted"
-				e.Error = "interrupted after the request was sent; the BMC may have cleared the log"
-			}
-			if jerr := jr.Append(e); jerr != nil {
-				fmt.Fprintf(o.env.IO.ErrOut, "rmm: %v\n", jerr)
-			}
-		}
-		return r, err
-	})
-
-	results := make([]selClearResult, len(rs))
-	failed := 0
-	var rows [][]string
-	for i, r := range rs {
-		results[i] = r.Value
-		if results[i].Host == "" {
-			results[i] = selClearResult{Host: hosts[i].Name, BMC: hosts[i].Addr.String(), Action: selClearAction, Result: bmc.Classify(r.Err), Error: errString(r.Err)}
-		}
-		if r.Err != nil {
-			failed++
-		}
-		x := results[i]
-		rows = append(rows, []string{x.Host, x.BMC, x.Protocol, x.Before, x.After, string(x.Result)})
-	}
-	if err := writeRecords(o.env.IO.Out, o.output, []string{"host", "bmc", "protocol", "before", "after", "result"}, rows, results); err != nil {
-		return err
-	}
-	reportErrors(o.env, rs)
-	code := summarize(o.env, len(rs), failed, selClearAction)
-	if ctx.Err() != nil {
-		fmt.Fprintf(o.env.IO.ErrOut, "rmm: interrupted: sessions closed; the journal has a line for every host that was acted on\n")
-		return silentExit(ExitInterrupted)
-	}
-	return silentExit(code)
+			return true, nil
+		}}
+	return sc.run(ctx, hosts)
 }

@@ -349,7 +349,7 @@ func TestSELClear(t *testing.T) {
 		if rfM.SELClears() != 1 {
 			t.Errorf("the machine's SEL was not cleared")
 		}
-		var rs []selClearResult
+		var rs []actionResult
 		if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil || len(rs) != 1 || rs[0].Before == "" || rs[0].After != "0" {
 			t.Errorf("%v %s", err, r.stdout)
 		}
