@@ -27,7 +27,7 @@ import (
 	"github.com/rmm-project/rmm/sim/machine"
 )
 
-// This package's tests own 127.0.30.0-127.0.39.255 (docs/HELPERS.md); each
+// This package's tests own 127.0.30.0-127.0.39.255 (CONTRIBUTING.md); each
 // test takes a fresh slice of it, whole /24s. The tests do not run in
 // parallel and close their fleets, so the blocks are reused round-robin
 // (go test -count=N).

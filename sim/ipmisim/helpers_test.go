@@ -17,7 +17,7 @@ import (
 	"github.com/rmm-project/rmm/sim/machine"
 )
 
-// This package's tests own 127.0.20.0-127.0.29.255 (docs/HELPERS.md).
+// This package's tests own 127.0.20.0-127.0.29.255 (CONTRIBUTING.md).
 var lastHost atomic.Uint32
 
 // nextAddr returns a fresh loopback address in the package's block,
