@@ -126,10 +126,7 @@ func auditRun(ctx context.Context, o *auditOptions) error {
 	if o.pingTimeout <= 0 {
 		return usageErrorf("--ping-timeout must be positive, got %s", o.pingTimeout)
 	}
-	sel := o.selector
-	if len(sel) == 0 {
-		sel = []string{"all"}
-	}
+	sel := orAll(o.selector)
 	f, hosts, err := openFleet(o.env, o.g, sel)
 	if err != nil {
 		return err

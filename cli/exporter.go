@@ -130,10 +130,7 @@ func exporterRun(ctx context.Context, o *exporterOptions) error {
 	if err != nil {
 		return err
 	}
-	sel := o.selector
-	if len(sel) == 0 {
-		sel = []string{"all"}
-	}
+	sel := orAll(o.selector)
 	hosts, err := selectHosts(inv, sel)
 	if err != nil {
 		return err

@@ -528,10 +528,7 @@ func healthCollect(ctx context.Context, o *healthOptions) (*healthReport, error)
 	if o.selSince < 0 {
 		return nil, usageErrorf("--sel-since must not be negative, got %s", o.selSince)
 	}
-	sel := o.selector
-	if len(sel) == 0 {
-		sel = []string{"all"}
-	}
+	sel := orAll(o.selector)
 	f, hosts, err := openFleet(o.env, o.g, sel)
 	if err != nil {
 		return nil, err

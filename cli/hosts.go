@@ -61,10 +61,7 @@ func hostsRun(opts *hostsOptions) error {
 	if err != nil {
 		return err
 	}
-	sel := opts.selector
-	if len(sel) == 0 {
-		sel = []string{"all"}
-	}
+	sel := orAll(opts.selector)
 	hosts, err := selectHosts(inv, sel)
 	if err != nil {
 		return err

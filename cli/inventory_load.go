@@ -57,5 +57,15 @@ func selectHosts(inv *inventory.Inventory, args []string) ([]*inventory.Host, er
 	return hosts, nil
 }
 
+// orAll is the selector of a read-only command that defaults to every
+// host. Commands that change state never call it: they require a selector,
+// so a forgotten argument cannot reach the whole fleet.
+func orAll(selector []string) []string {
+	if len(selector) == 0 {
+		return []string{"all"}
+	}
+	return selector
+}
+
 // joinComma joins for table cells and CSV.
 func joinComma(s []string) string { return strings.Join(s, ",") }

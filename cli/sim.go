@@ -66,10 +66,7 @@ func simRun(ctx context.Context, o *simOptions) error {
 	if err != nil {
 		return err
 	}
-	sel := o.selector
-	if len(sel) == 0 {
-		sel = []string{"all"}
-	}
+	sel := orAll(o.selector)
 	hosts, err := selectHosts(inv, sel)
 	if err != nil {
 		return err
